@@ -1,0 +1,1 @@
+"""Thin Dagster assets: load inputs, call core/, return frames with metadata."""

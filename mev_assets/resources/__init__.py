@@ -1,0 +1,1 @@
+"""Dagster resources: thin ConfigurableResource wrappers over ingest/ and core/."""
