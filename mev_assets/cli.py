@@ -1,0 +1,152 @@
+"""``mev-assets``: the command-line entry point.
+
+Every command reads its settings from the environment (docs/configuration.md). Errors are one
+clear line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mev_assets.settings import Settings, SettingsError, ensure_dagster_home
+
+
+class CliError(click.ClickException):
+    """One line on stderr, exit code 1."""
+
+    def show(self, file=None) -> None:  # noqa: ARG002 - click's signature
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mev_assets")
+def main() -> None:
+    """Ethereum mempool and MEV research pipeline (Dagster assets over a durable landing zone)."""
+
+
+@main.command()
+def collect() -> None:
+    """Run the collector: subscribe to MEV_SOURCES and write the landing zone until stopped."""
+    from mev_assets.ingest.collector import run_collector
+
+    sys.exit(run_collector(_settings()))
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Write landing segments from captured data, through the collector's own path."""
+
+
+@import_group.command(name="raw")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--collector-id", default=None, help="Writer id for the segments (default: import-<file stem>).")
+def import_raw(files: tuple[Path, ...], collector_id: str | None) -> None:
+    """Import JSON lines {"timestamp_ms": ..., "raw": "0x...", "source": ...} as landing segments."""
+    from mev_assets.ingest.landing import LandingZone
+    from mev_assets.ingest.raw_import import import_raw_lines
+
+    settings = _settings()
+    zone = LandingZone(settings.landing_dir)
+    for path in files:
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+        kwargs = {"collector_id": collector_id} if collector_id else {}
+        report = import_raw_lines(path, zone, settings, **kwargs)
+        click.echo(f"{path}: {report.summary()}")
+
+
+@main.command()
+@click.option("--from", "from_key", default=None, help="First window key (YYYY-MM-DDTHH:MM:SS), inclusive.")
+@click.option("--to", "to_key", default=None, help="Last window key, inclusive.")
+@click.option("--select", "selection", default=None, help="Dagster asset selection, e.g. 'mempool_transactions+'.")
+def materialize(from_key: str | None, to_key: str | None, selection: str | None) -> None:
+    """Register the landing zone's ready windows and materialise them on the configured instance."""
+    from dagster import DagsterInstance
+
+    from mev_assets.core.windows import WindowKeyError, validate_key
+    from mev_assets.definitions import build_definitions
+    from mev_assets.ingest.landing import LandingZone, now_ms
+    from mev_assets.lane import LaneError, execute_window, resolve_selection
+    from mev_assets.partitions import MEMPOOL_WINDOWS
+
+    settings = _settings()
+    try:
+        for key in (from_key, to_key):
+            if key:
+                validate_key(key, settings.window_seconds)
+    except WindowKeyError as exc:
+        raise CliError(str(exc)) from None
+    if from_key and to_key and from_key > to_key:
+        raise CliError(f"--from {from_key} is after --to {to_key}")
+    ensure_dagster_home(settings)
+    defs = build_definitions(settings)
+    try:
+        asset_keys = resolve_selection(defs, selection)
+    except LaneError as exc:
+        raise CliError(str(exc)) from None
+    zone = LandingZone(settings.landing_dir)
+    ready = zone.ready_windows(now_ms(), settings.window_seconds, settings.grace_seconds)
+    keys = [k for k in ready if (not from_key or k >= from_key) and (not to_key or k <= to_key)]
+    if not keys:
+        click.echo(f"no ready window in {settings.landing_dir} between {from_key or 'the start'} and {to_key or 'now'}")
+        return
+    instance = DagsterInstance.get()
+    known = set(instance.get_dynamic_partitions(MEMPOOL_WINDOWS))
+    new = [k for k in keys if k not in known]
+    if new:
+        instance.add_dynamic_partitions(MEMPOOL_WINDOWS, new)
+    click.echo(f"materialising {len(keys)} window(s) ({len(new)} newly registered) on {settings.dagster_home}")
+    failed = []
+    started = time.monotonic()
+    for key in keys:
+        run = execute_window(defs, instance, key, tags={"mev/window": key, "mev/trigger": "cli"}, asset_keys=asset_keys)
+        click.echo(f"  {key}  {'ok    ' if run.success else 'FAILED'}  run {run.run_id[:8]}  {run.seconds:.1f}s")
+        if not run.success:
+            failed.append(key)
+    click.echo(f"{len(keys) - len(failed)}/{len(keys)} window(s) materialised in {time.monotonic() - started:.1f}s")
+    if failed:
+        raise CliError(f"{len(failed)} window(s) failed: {', '.join(failed)} (see the runs in the Dagster UI)")
+
+
+@main.command()
+@click.option("--windows", default=3, show_default=True, help="Closed windows to process before stopping.")
+@click.option("--window-seconds", default=15, show_default=True, help="Window width for the demo.")
+@click.option("--rate", default=None, type=float, help="Traffic rate in tx/s (default MEV_TRAFFIC_RATE).")
+def demo(windows: int, window_seconds: int, rate: float | None) -> None:
+    """Local chain + traffic + collector + sensor-driven runs on the real instance, then a summary."""
+    from mev_assets.demo import run_demo
+
+    sys.exit(run_demo(_settings(), windows=windows, window_seconds=window_seconds, rate=rate))
+
+
+@main.command()
+@click.option("--window-seconds", default=15, show_default=True, help="Window width for the live lane.")
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+def dev(window_seconds: int, port: int) -> None:
+    """The live lane with the Dagster UI: devnet, traffic, collector, `dagster dev` with the sensor on."""
+    from mev_assets.demo import run_dev
+
+    sys.exit(run_dev(_settings(), window_seconds=window_seconds, port=port))
+
+
+def _mount_devnet() -> None:
+    from mev_assets.devnet.cli import devnet
+
+    main.add_command(devnet, name="devnet")
+
+
+_mount_devnet()
+
+if __name__ == "__main__":
+    main()
