@@ -185,6 +185,7 @@ class Collector:
         self._lock_fd: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._fatal: BaseException | None = None
+        self._bg: set[asyncio.Task] = set()
         self.recovery: RecoveryReport | None = None
         self.ready = threading.Event()
         self.stopped = threading.Event()
@@ -338,6 +339,11 @@ class Collector:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down regardless
                 pass
+        for t in list(self._bg):
+            try:
+                await t
+            except Exception:  # noqa: BLE001
+                pass
         loop = asyncio.get_running_loop()
         try:
             if self._lock_fd is not None:
@@ -447,6 +453,11 @@ class Collector:
 
     def on_state(self, lane: SourceLane, connected: bool) -> None:
         log.info("source %s %s", lane.name, "connected" if connected else "disconnected")
+        if self._loop is not None and self._stop is not None and not self._stop.is_set():
+            # tell watchers (heartbeat readers) right away, not at the next beat
+            task = self._loop.create_task(self._heartbeat(stopped=False))
+            self._bg.add(task)
+            task.add_done_callback(self._bg.discard)
 
     # ---- internals of the hot path ------------------------------------------------------
     def _sighting(self, ts: int, tx_hash: str, source: str) -> None:

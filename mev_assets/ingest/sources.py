@@ -195,12 +195,13 @@ class SourceLane:
             fetcher: asyncio.Task | None = None
             try:
                 full = await self._subscribe_pending()
+                if self.mode != "hashes":  # (hash notifications may already have switched it)
+                    self.mode = "full" if full else "hashes"
+                    self.metrics.mode.set(1 if full else 0)
                 try:
                     await self._call("eth_subscribe", ["newHeads"])
                 except RpcError as exc:
                     log.warning("source %s: newHeads subscription refused (%s); no blocks from this source", self.name, exc)
-                self.mode = "full" if full else "hashes"
-                self.metrics.mode.set(1 if full else 0)
                 self.sessions += 1
                 healthy_since = time.monotonic()
                 self._set_connected(True)
@@ -366,7 +367,7 @@ class SourceLane:
             self.metrics.received.inc()
             self.sink.on_malformed(self, "bad_hash: pending notification is not a 32-byte hash", tx_hash, received_ms)
             return
-        if self.mode == "full":
+        if self.mode != "hashes":
             self.mode = "hashes"
             self.metrics.mode.set(0)
             log.info("source %s: node sends hashes only; fetching objects (%.0f/s, batches of %d)", self.name, self.fetch_rate, self.fetch_batch)
