@@ -56,6 +56,7 @@ def execute_window(
     window: str,
     tags: dict[str, str] | None = None,
     asset_keys: Iterable[AssetKey] | None = None,
+    console_log_level: str = "WARNING",
 ) -> WindowRun:
     job = defs.resolve_job_def(JOB_NAME)
     started = time.monotonic()
@@ -63,6 +64,7 @@ def execute_window(
         instance=instance,
         partition_key=window,
         tags=tags or {},
+        run_config={"loggers": {"console": {"config": {"log_level": console_log_level}}}},
         asset_selection=list(asset_keys) if asset_keys is not None else None,
         raise_on_error=False,
     )
