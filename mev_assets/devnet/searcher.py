@@ -24,6 +24,7 @@ and in wei, and the searcher's balance changes read from the node as a cross-che
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -39,9 +40,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from mev_assets.devnet.anvil import DEFAULT_MNEMONIC, DEVNET_CHAIN_ID
-from mev_assets.devnet.contracts import Deployment, fund_accounts, token_amounts_usd
-from mev_assets.devnet.rpc import DevAccount, RpcClient, RpcError, derive_accounts, to_int
+from mev_assets.devnet.contracts import DEVTOKEN_SLOT_ALLOWANCES, WETH_SLOT_ALLOWANCES, Deployment, fund_accounts, token_amounts_usd
+from mev_assets.devnet.rpc import DevAccount, RpcClient, RpcError, derive_accounts, nested_mapping_slot, to_int, word
 from mev_assets.devnet.uniswap import (
+    MAX_UINT256,
     SEL_BALANCE_OF,
     SEL_GET_RESERVES,
     Reserves,
@@ -54,7 +56,7 @@ from mev_assets.devnet.uniswap import (
     encode_swap,
     get_amount_out,
     hop_reserves,
-    method_for,
+    pair_address,
     sort_tokens,
 )
 
@@ -67,10 +69,12 @@ LABEL_SCHEMA = "mev_assets.devnet.sandwich/1"
 class SearcherConfig:
     share: float = 0.5  # fraction of profitable victims actually sandwiched
     seed: int = 0
-    accounts: int = 4  # wallets (one sandwich in flight each)
+    eth_wallets: int = 2  # wallets holding only ETH (for WETH-input hops)
+    wallets_per_token: int = 1  # wallets holding one devnet token each (for token-input hops)
     first_account: int = 1000  # HD index of the first searcher wallet
-    eth_per_account: float = 5000.0
-    usd_per_token: float = 5_000_000.0
+    eth_per_wallet: float = 5000.0  # ETH wallets
+    gas_eth_per_wallet: float = 100.0  # token wallets (gas only)
+    usd_per_token_wallet: float = 5_000_000.0
     min_profit_wei: int = 10**15  # expected profit net of gas, in wei
     max_frontrun_usd: float = 2_000_000.0
     safety: float = 0.85  # use at most this fraction of the largest front-run the victim tolerates
@@ -120,10 +124,13 @@ class Searcher:
         self.stats: Counter = Counter()
         self._rng = random.Random(f"searcher-{self.cfg.seed}")
         self._wallets: list[DevAccount] = []
+        self._inventory: list[str] = []  # per wallet: "WETH" (ETH only) or the one token symbol it holds
         self._nonces: list[int] = []
         self._busy: set[int] = set()
         self._locked_pairs: set[str] = set()
         self._attempts: list[_Attempt] = []
+        self._pending: dict[str, tuple[int, int, RouterSwap, int]] = {}  # hash -> (priority, seq, swap, head seen)
+        self._seq = itertools.count()
         self._reserves: Reserves = {}
         self._base_fee = 10**9
         self._head = 0
@@ -137,9 +144,24 @@ class Searcher:
         return [w.address for w in self._wallets]
 
     def setup(self) -> "Searcher":
-        self._wallets = derive_accounts(self.cfg.first_account, self.cfg.accounts, self.cfg.mnemonic)
+        """Derive and fund the wallets. Each wallet holds ETH and at most ONE token, and never the
+        token it buys in a front-run: if a front-run reverts, its back-run has nothing to sell and
+        reverts too (instead of unwinding inventory)."""
+        self._inventory = ["WETH"] * self.cfg.eth_wallets
+        for tok in self.dep.erc20s:
+            self._inventory += [tok.symbol] * self.cfg.wallets_per_token
+        self._wallets = derive_accounts(self.cfg.first_account, len(self._inventory), self.cfg.mnemonic)
         self._own = {a.lower() for a in self.addresses}
         self._fund(only_below=1.0)
+        # Back-runs sell what the front-run bought (any token, WETH included): unlimited router allowances.
+        writes = []
+        for w in self._wallets:
+            writes.append(("anvil_setStorageAt", [self.dep.weth, word(nested_mapping_slot(w.address, self.dep.router, WETH_SLOT_ALLOWANCES)),
+                                                  word(MAX_UINT256)]))
+            for tok in self.dep.erc20s:
+                writes.append(("anvil_setStorageAt", [tok.address, word(nested_mapping_slot(w.address, self.dep.router, DEVTOKEN_SLOT_ALLOWANCES)),
+                                                      word(MAX_UINT256)]))
+        self.rpc.batch_strict(writes)
         self._nonces = [to_int(n) for n in self.rpc.batch_strict(
             [("eth_getTransactionCount", [a, "pending"]) for a in self.addresses])]
         self.labels_path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,9 +169,16 @@ class Searcher:
         self._refresh(to_int(self.rpc.call("eth_blockNumber")))
         return self
 
-    def _fund(self, only_below: float, addresses: list[str] | None = None) -> None:
-        fund_accounts(self.rpc_url, self.dep, addresses or self.addresses, eth_wei=int(self.cfg.eth_per_account * 10**18),
-                      token_units=token_amounts_usd(self.dep, self.cfg.usd_per_token), only_below=only_below)
+    def _fund(self, only_below: float, wallets: list[int] | None = None) -> None:
+        for i in (range(len(self._wallets)) if wallets is None else wallets):
+            addr, inv = self._wallets[i].address, self._inventory[i]
+            if inv == "WETH":
+                fund_accounts(self.rpc_url, self.dep, [addr], eth_wei=int(self.cfg.eth_per_wallet * 10**18),
+                              token_units={}, only_below=only_below)
+            else:
+                units = token_amounts_usd(self.dep, self.cfg.usd_per_token_wallet)[inv]
+                fund_accounts(self.rpc_url, self.dep, [addr], eth_wei=int(self.cfg.gas_eth_per_wallet * 10**18),
+                              token_units={inv: units}, only_below=only_below)
 
     # --- main loop ------------------------------------------------------------------------------
 
@@ -212,16 +241,20 @@ class Searcher:
     # --- chain state ----------------------------------------------------------------------------
 
     def _refresh(self, head: int, header: dict | None = None) -> None:
+        """Reserves at ``head``; forget pending swaps that ``head`` included (or that are old)."""
         calls = [("eth_call", [{"to": p.pair, "data": "0x" + SEL_GET_RESERVES.hex()}, hex(head)]) for p in self.dep.pools]
-        if header is None:
-            calls.append(("eth_getBlockByNumber", [hex(head), False]))
+        calls.append(("eth_getBlockByNumber", [hex(head), False]))
         res = self.rpc.batch(calls)
         for p, r in zip(self.dep.pools, res):
             if isinstance(r, str) and len(r) >= 130:
                 r0, r1, _ = abi_decode(["uint112", "uint112", "uint32"], bytes.fromhex(r[2:]))
                 self._reserves[p.pair] = (r0, r1)
-        header = header or (res[-1] if isinstance(res[-1], dict) else {})
-        self._base_fee = to_int(header.get("baseFeePerGas")) or self._base_fee
+        block = res[-1] if isinstance(res[-1], dict) else {}
+        for h in block.get("transactions", []):
+            self._pending.pop(h, None)
+        for h in [h for h, v in self._pending.items() if head - v[3] > 3]:
+            del self._pending[h]
+        self._base_fee = to_int((header or block).get("baseFeePerGas")) or self._base_fee
         self._head = head
 
     def _on_head(self, number: int, header: dict) -> None:
@@ -233,21 +266,29 @@ class Searcher:
     # --- detection --------------------------------------------------------------------------------
 
     def _on_pending(self, tx: dict) -> None:
-        if (tx.get("to") or "").lower() != self._router or (tx.get("from") or "").lower() in self._own:
+        if (tx.get("to") or "").lower() != self._router:
             return
         data = bytes.fromhex((tx.get("input") or "0x")[2:])
         swap = decode_swap(data, to_int(tx.get("value")))
         if swap is None:
             return
-        self.stats["router_swaps"] += 1
-        opp = self._evaluate(swap, tx)
-        if opp is None:
+        # anvil --order fees orders a block by maxFeePerGas (type 2) / gasPrice (legacy, type 1),
+        # ties by arrival; that is the order the pending swaps are simulated in.
+        priority = to_int(tx.get("maxFeePerGas") or tx.get("gasPrice"))
+        seq = next(self._seq)
+        own = (tx.get("from") or "").lower() in self._own
+        if not own:
+            self.stats["router_swaps"] += 1
+            opp = self._evaluate(swap, tx, priority, seq)
+        self._pending[tx["hash"]] = (priority, seq, swap, self._head)
+        if own or opp is None:
             return
         self.stats["profitable"] += 1
         if self._rng.random() >= self.cfg.share:
             self.stats["skipped_share"] += 1
             return
-        wallet = next((i for i in range(len(self._wallets)) if i not in self._busy), None)
+        need = self.dep.token_by_address(opp["a"]).symbol
+        wallet = next((i for i, inv in enumerate(self._inventory) if inv == need and i not in self._busy), None)
         if wallet is None or opp["pair"] in self._locked_pairs:
             self.stats["skipped_busy"] += 1
             return
@@ -274,8 +315,26 @@ class Searcher:
             return None
         return amount * hop[2] // hop[1]
 
-    def _evaluate(self, swap: RouterSwap, tx: dict) -> dict | None:
+    def _pre_state(self, swap: RouterSwap, priority: int, seq: int) -> Reserves:
+        """Reserves the victim will meet: the latest block's, after the pending swaps that are
+        ordered before it (higher fee, or equal fee and earlier) and touch one of its pairs."""
+        pairs = {pair_address(a, b) for a, b in zip(swap.path, swap.path[1:])}
+        ahead = []
+        for p, q, other, _ in self._pending.values():
+            if (p > priority or (p == priority and q < seq)) and any(
+                    pair_address(a, b) in pairs for a, b in zip(other.path, other.path[1:])):
+                ahead.append((-p, q, other))
         R = self._reserves
+        for _, _, other in sorted(ahead, key=lambda t: (t[0], t[1])):
+            amts = self._victim_hop_amounts(other, R)
+            if amts is not None:  # a swap whose limit fails reverts: no change
+                R = apply_swap(R, list(other.path), amts)
+        return R
+
+    def _evaluate(self, swap: RouterSwap, tx: dict, priority: int, seq: int) -> dict | None:
+        if any(self.dep.token_by_address(t) is None for t in swap.path):
+            return None
+        R = self._pre_state(swap, priority, seq)
         if any(self.dep.token_by_address(t) is None for t in swap.path):
             return None
         victim_amts = self._victim_hop_amounts(swap, R)
@@ -292,6 +351,11 @@ class Searcher:
             pair, ra, rb = hop
             tok_a = self.dep.token_by_address(a)
             cap = min(ra // 2, tok_a.units(self.cfg.max_frontrun_usd / tok_a.usd_price))
+            # The front-run's tolerance: small, and below half of the victim's own price impact, so
+            # that a front-run landing after the victim reverts instead of buying high. The
+            # back-run sells only the front-run's guaranteed output (y * (1 - tol)).
+            impact = 2 * victim_amts[i] / ra
+            tol = min(self.cfg.front_tolerance, max(0.0002, impact / 2))
 
             def simulate(x: int):
                 y = get_amount_out(x, ra, rb)
@@ -303,11 +367,12 @@ class Searcher:
                     return None
                 r2 = apply_swap(r1, list(swap.path), amts)
                 _, ra2, rb2 = hop_reserves(r2, a, b)
-                z = get_amount_out(y, rb2, ra2)
-                return y, z
+                y_sell = int(y * (1 - tol))
+                z = get_amount_out(y_sell, rb2, ra2)
+                return y, y_sell, z
 
-            lo, hi = 0, cap
-            if simulate(1) is None:
+            lo, hi = max(1, ra // 10**6), cap  # the smallest front-run worth trying
+            if lo >= hi or simulate(lo) is None:
                 continue
             while hi - lo > max(1, lo // 10_000):
                 mid = (lo + hi) // 2
@@ -321,16 +386,15 @@ class Searcher:
                 sim = simulate(x) if x > 0 else None
                 if sim is None:
                     continue
-                y, z = sim
+                y, y_sell, z = sim
                 profit = z - x
                 profit_wei = self._to_wei(a, profit)
                 if profit_wei is None:
                     continue
                 net = profit_wei - gas_cost_est
                 if net >= self.cfg.min_profit_wei and (best is None or net > best["net_wei"]):
-                    best = {"hop": i, "pair": pair, "a": a, "b": b, "x": x, "y": y, "z": z,
-                            "profit": profit, "profit_wei": profit_wei, "net_wei": net,
-                            "victim_impact": 2 * victim_amts[i] / ra}
+                    best = {"hop": i, "pair": pair, "a": a, "b": b, "x": x, "y": y, "y_sell": y_sell, "z": z,
+                            "profit": profit, "profit_wei": profit_wei, "net_wei": net}
         return best
 
     # --- execution ------------------------------------------------------------------------------
@@ -346,21 +410,22 @@ class Searcher:
         front_fees = {"maxFeePerGas": v_max + bump, "maxPriorityFeePerGas": v_tip + bump}
         back_max = max(v_max - 1, self._base_fee)
         back_fees = {"maxFeePerGas": back_max, "maxPriorityFeePerGas": max(0, min(v_tip, back_max) - 1)}
-        # Tolerance of the front-run: small, and below half of the victim's own price impact so
-        # that a front-run landing after the victim reverts instead of buying high.
-        tol = min(self.cfg.front_tolerance, max(0.0002, opp["victim_impact"] / 2))
-        front_min = int(y * (1 - tol))
+        front_min = opp["y_sell"]
         deadline = int(time.time()) + 600
-        front_method = method_for(a, b, exact_in=True)
-        back_method = method_for(b, a, exact_in=True)
+        # ETH in and out when the hop starts at WETH (ETH wallet); otherwise token -> token, WETH
+        # included as the ERC-20 (token wallets hold no WETH, so a back-run cannot sell inventory).
+        if a == self.dep.weth:
+            front_method, back_method = "swapExactETHForTokens", "swapExactTokensForETH"
+        else:
+            front_method = back_method = "swapExactTokensForTokens"
         front_data = encode_swap(front_method, path=[a, b], to=acct.address, deadline=deadline, amount_in=x, amount_out_min=front_min)
-        back_data = encode_swap(back_method, path=[b, a], to=acct.address, deadline=deadline, amount_in=y, amount_out_min=x)
+        back_data = encode_swap(back_method, path=[b, a], to=acct.address, deadline=deadline, amount_in=front_min, amount_out_min=x)
         nonce = self._nonces[wallet]
         base = {"type": 2, "chainId": DEVNET_CHAIN_ID, "to": self.dep.router, "gas": self.cfg.gas_limit}
         front_raw, front_hash = acct.sign({**base, **front_fees, "nonce": nonce, "data": front_data,
                                            "value": x if front_method == "swapExactETHForTokens" else 0})
         back_raw, back_hash = acct.sign({**base, **back_fees, "nonce": nonce + 1, "data": back_data,
-                                         "value": y if back_method == "swapExactETHForTokens" else 0})
+                                         "value": 0})
         try:
             self.rpc.call("eth_sendRawTransaction", [front_raw])
         except RpcError as exc:
@@ -384,7 +449,7 @@ class Searcher:
             victim_hash=tx["hash"], victim_from=to_checksum_address(tx["from"]) if tx.get("from") else "", victim_method=swap.method,
             victim_path=list(swap.path), victim_swap=swap, wallet=wallet, pair=opp["pair"], token_in=a, token_out=b,
             front_hash=front_hash, back_hash=sent_back, front_amount_in=x, front_min_out=front_min,
-            back_amount_in=y, back_min_out=x, expected_profit_token_in=z - x, expected_profit_wei=opp["net_wei"],
+            back_amount_in=front_min, back_min_out=x, expected_profit_token_in=z - x, expected_profit_wei=opp["net_wei"],
             detected_at_ms=int(time.time() * 1000), sent_block=self._head,
             fees={"victim": [v_max, v_tip], "frontrun": [front_fees["maxFeePerGas"], front_fees["maxPriorityFeePerGas"]],
                   "backrun": [back_fees["maxFeePerGas"], back_fees["maxPriorityFeePerGas"]]},
@@ -428,6 +493,7 @@ class Searcher:
             self._locked_pairs.discard(att.pair)
             if not legs_done:
                 self._resync(att.wallet)
+            self._fund(only_below=0.5, wallets=[att.wallet])
         self._attempts = remaining
 
     def _write(self, label: dict) -> None:
@@ -469,6 +535,7 @@ class Searcher:
         victim_amount_in/victim_amount_out (declared exact amount) and victim_limit (its
         amountOutMin or amountInMax), victim_realised_in/out (on the pair), frontrun_amount_in,
         frontrun_amount_out, backrun_amount_in, backrun_amount_out (realised, from Swap logs),
+        residual_token_out (frontrun_amount_out - backrun_amount_in: token_out left over, usually 0),
         expected_profit_token_in, profit_token_in (gross: backrun_out - frontrun_in, in token_in
         units), gas_cost_wei (both legs), profit_wei (net of gas; exact if token_in is WETH,
         else converted at the WETH pool's price after the block; null without such a pool),
@@ -563,6 +630,7 @@ class Searcher:
             "victim_realised_in": str(victim_in), "victim_realised_out": str(victim_out),
             "frontrun_amount_in": str(front_in), "frontrun_amount_out": str(front_out),
             "backrun_amount_in": str(back_in), "backrun_amount_out": str(back_out),
+            "residual_token_out": str(front_out - back_in),
             "frontrun_planned_in": str(att.front_amount_in), "frontrun_min_out": str(att.front_min_out),
             "expected_profit_token_in": str(att.expected_profit_token_in),
             "profit_token_in": str(profit_token),

@@ -4,6 +4,7 @@ as in UniswapV2Library), CREATE2 pair addresses, and Router02 swap call encoding
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -67,6 +68,7 @@ def sort_tokens(a: str, b: str) -> tuple[str, str]:
     return (a, b) if int(a, 16) < int(b, 16) else (b, a)
 
 
+@lru_cache(maxsize=4096)
 def pair_address(token_a: str, token_b: str, factory: str = V2_FACTORY, init_code_hash: str = V2_INIT_CODE_HASH) -> str:
     """The pair address as UniswapV2Library.pairFor computes it (CREATE2)."""
     t0, t1 = sort_tokens(token_a, token_b)
