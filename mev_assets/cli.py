@@ -72,6 +72,7 @@ def import_raw(files: tuple[Path, ...], collector_id: str | None) -> None:
 @click.option("--select", "selection", default=None, help="Dagster asset selection, e.g. 'mempool_transactions+'.")
 def materialize(from_key: str | None, to_key: str | None, selection: str | None) -> None:
     """Register the landing zone's ready windows and materialise them on the configured instance."""
+    settings = _settings()  # before importing the definitions, which read the settings too
     from dagster import DagsterInstance
 
     from mev_assets.core.windows import WindowKeyError, validate_key
@@ -80,7 +81,6 @@ def materialize(from_key: str | None, to_key: str | None, selection: str | None)
     from mev_assets.lane import LaneError, execute_window, resolve_selection
     from mev_assets.partitions import MEMPOOL_WINDOWS
 
-    settings = _settings()
     try:
         for key in (from_key, to_key):
             if key:

@@ -106,7 +106,8 @@ def resolve_selection(defs: Definitions, selection: str | None) -> list[AssetKey
     try:
         keys = AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
     except Exception as exc:  # noqa: BLE001 - the parser raises several types; one clear message
-        raise LaneError(f"invalid --select {selection!r}: {exc}") from None
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LaneError(f"invalid --select {selection!r}: {first_line}") from None
     if not keys:
         raise LaneError(f"--select {selection!r} matches no asset")
     return sorted(keys, key=lambda k: k.to_user_string())

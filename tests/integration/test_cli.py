@@ -38,7 +38,7 @@ def env(tmp_path):
         (["materialize", "--from", "yesterday"], {}, "not a window key"),
         (["materialize", "--from", "2024-05-05T12:00:30"], {}, "not aligned"),
         (["materialize", "--from", "2024-05-05T13:00:00", "--to", "2024-05-05T12:00:00"], {}, "is after"),
-        (["materialize", "--select", "no_such_asset"], {}, "matches no asset"),
+        (["materialize", "--select", "no_such_asset"], {}, "invalid --select"),
         (["materialize"], {"MEV_WINDOW_SECONDS": "seven"}, "MEV_WINDOW_SECONDS must be an integer"),
         (["import", "raw", "/nonexistent/capture.jsonl"], {}, "no such file"),
     ],
