@@ -293,6 +293,7 @@ class Collector:
         self._stop = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sealer-{self.collector_id}")
         tasks: list[asyncio.Task] = []
+        sealer: asyncio.Task | None = None
         try:
             self.acquire_lock()
             await self._loop.run_in_executor(self._executor, self.recover)
@@ -311,13 +312,21 @@ class Collector:
             )
             self.ready.set()
             stop_wait = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait([stop_wait, sealer], return_when=asyncio.FIRST_COMPLETED)
-            if sealer in done and sealer.exception() is not None:
-                self._fatal = self._fatal or sealer.exception()
+            await asyncio.wait([stop_wait, sealer], return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
-            sealer.cancel()
-            tasks.append(sealer)
+            self._stop.set()
+            # stop the lanes (no new records), then let the sealer finish its current step -
+            # cancelling it mid-seal would leave a sealed batch's WAL file behind
+            await self._cancel(tasks)
+            tasks = []
+            try:
+                await sealer
+            except Exception as exc:  # noqa: BLE001 - a sealer bug is fatal, but we still shut down cleanly
+                log.exception("sealer failed")
+                self._fatal = self._fatal or exc
         finally:
+            if sealer is not None and not sealer.done():
+                tasks.append(sealer)  # only when run() itself was interrupted
             await self._shutdown(tasks)
         if self._fatal is not None:
             raise CollectorError(f"collector {self.collector_id} stopped on a fatal error: {self._fatal}") from self._fatal
@@ -331,7 +340,8 @@ class Collector:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
-    async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task]) -> None:
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -339,6 +349,9 @@ class Collector:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down regardless
                 pass
+
+    async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+        await self._cancel(tasks)
         for t in list(self._bg):
             try:
                 await t
@@ -541,7 +554,7 @@ class Collector:
     async def _sealer(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
         next_expire = time.monotonic() + 1.0
-        while True:
+        while not self._stop.is_set():
             now = _now_ms()
             due = sorted(k for k, ob in self._open.items() if ob.end_ms + self.seal_delay_ms <= now)
             if due:
@@ -571,7 +584,10 @@ class Collector:
             if mono >= next_beat:
                 next_beat = mono + self.heartbeat_interval
                 await self._heartbeat(stopped=False)
-            await asyncio.sleep(self.tick_interval)
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.tick_interval)
+            except asyncio.TimeoutError:
+                pass
 
     async def _seal_open(self, ob: _OpenBatch) -> None:
         self.metrics.open_windows.set(len(self._open))

@@ -95,14 +95,30 @@ def sign_dynamic_fee_tx(
 
 
 def synthetic_tx_objects(n: int, chain_id: int = 31337, senders: int = 8, seed: int = 1, data_size: int = 68) -> list[dict]:
-    """``n`` distinct, validly signed transaction objects as a node would announce them."""
+    """``n`` distinct, validly signed EIP-1559 transaction objects as a node would announce them.
+
+    Built directly from the signed fields (no decode round trip), ~70 us per transaction.
+    """
     keys = [coincurve.PrivateKey(keccak256(f"fakenode-{seed}-{i}".encode())) for i in range(senders)]
+    addrs = ["0x" + keccak256(k.public_key.format(compressed=False)[1:])[-20:].hex() for k in keys]
+    to = bytes([0x11] * 20)
+    tip, fee_cap, gas = 10**9, 10**10, 60000
     objs = []
     for i in range(n):
-        key = keys[i % senders]
+        k = i % senders
+        nonce = i // senders
         data = bytes.fromhex("a9059cbb") + (i.to_bytes(4, "big") * ((data_size + 3) // 4))[: max(0, data_size - 4)]
-        raw = sign_dynamic_fee_tx(key, chain_id, i // senders, bytes([0x11] * 20), value=i + 1, gas=60000, data=data)
-        objs.append(rpc_object_from_raw(raw))
+        fields = [chain_id, nonce, tip, fee_cap, gas, to, i + 1, data, []]
+        sig = keys[k].sign_recoverable(keccak256(b"\x02" + rlp.encode(fields)), hasher=None)
+        r, s, parity = _int(sig[:32]), _int(sig[32:64]), sig[64]
+        raw = b"\x02" + rlp.encode(fields + [parity, r, s])
+        objs.append({
+            "hash": "0x" + keccak256(raw).hex(), "from": addrs[k], "to": "0x" + to.hex(), "nonce": _hex(nonce),
+            "gas": _hex(gas), "value": _hex(i + 1), "input": "0x" + data.hex(), "type": "0x2",
+            "blockHash": None, "blockNumber": None, "transactionIndex": None, "chainId": _hex(chain_id),
+            "accessList": [], "v": _hex(parity), "yParity": _hex(parity), "r": _hex(r), "s": _hex(s),
+            "gasPrice": _hex(fee_cap), "maxFeePerGas": _hex(fee_cap), "maxPriorityFeePerGas": _hex(tip),
+        })
     return objs
 
 

@@ -17,7 +17,9 @@ so re-running an import adds nothing (idempotent).
 
 Malformed lines (bad JSON, missing/invalid fields), bad RLP, bad signatures and wrong chain
 ids are quarantined with the reason (``str(InvalidTransaction)``) under the window of the
-line's timestamp (the import time when it has none).
+line's timestamp; a line without a usable timestamp goes under the preceding timestamped line's
+window (the first one's if none precedes; the import time if the input has no timestamp at all),
+so a re-run recognises quarantined lines and does not append them twice.
 """
 
 from __future__ import annotations
@@ -139,14 +141,27 @@ class _Importer:
         self.quarantine: dict[str, list[dict]] = {}
         self.buffered = 0
         self.started = now_ms()
+        self.last_ts: int | None = None
+        self.untimed: list[tuple[str, str, Any]] = []
 
     # ---- per line -----------------------------------------------------------------------
     def _quarantine(self, ts: int | None, source: str, reason: str, payload: Any) -> None:
-        ts = self.started if ts is None else ts
-        key = window_key(ts, self.settings.window_seconds)
-        self.quarantine.setdefault(key, []).append(quarantine_record(ts, source, self.cid, reason, payload))
+        if ts is None:
+            # no usable timestamp: filed under the nearest timestamped line (deterministic, so a
+            # re-run recognises it), or the import time when the input has none at all
+            if self.last_ts is None:
+                self.untimed.append((source, reason, payload))
+                code = reason_code(reason)
+                self.report.quarantined[code] = self.report.quarantined.get(code, 0) + 1
+                return
+            ts = self.last_ts
+        self._file_quarantine(ts, source, reason, payload)
         code = reason_code(reason)
         self.report.quarantined[code] = self.report.quarantined.get(code, 0) + 1
+
+    def _file_quarantine(self, ts: int, source: str, reason: str, payload: Any) -> None:
+        key = window_key(ts, self.settings.window_seconds)
+        self.quarantine.setdefault(key, []).append(quarantine_record(ts, source, self.cid, reason, payload))
 
     def parse(self, line: str | bytes | dict) -> tuple[int, dict, str] | None:
         if isinstance(line, (str, bytes)):
@@ -176,6 +191,12 @@ class _Importer:
         if type(ts) is not int or ts < 0:
             self._quarantine(None, source, f"bad_field: timestamp_ms {ts!r} is not a non-negative integer (ms)", obj)
             return None
+        if self.last_ts is None:
+            self.last_ts = ts
+            for item in self.untimed:
+                self._file_quarantine(ts, *item)
+            self.untimed.clear()
+        self.last_ts = ts
         raw = obj.get("raw")
         if raw is None:
             raw = obj.get("raw_tx") or obj.get("rawTx")
@@ -259,6 +280,9 @@ class _Importer:
         return known
 
     def finish(self) -> None:
+        for item in self.untimed:
+            self._file_quarantine(self.started, *item)
+        self.untimed.clear()
         for key in sorted(self.batches):
             self._flush(key)
         for key, records in sorted(self.quarantine.items()):
