@@ -182,6 +182,7 @@ class Collector:
         # runtime
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False
         self._lock_fd: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._fatal: BaseException | None = None
@@ -291,6 +292,8 @@ class Collector:
         """Lock, recover, collect until :meth:`request_stop`, then seal everything and stop."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sealer-{self.collector_id}")
         tasks: list[asyncio.Task] = []
         sealer: asyncio.Task | None = None
@@ -301,8 +304,13 @@ class Collector:
             self._next_mark_ms = window_start_ms(self.started_ms, self.settings.window_seconds)
             self.wal.start_syncer()
             if self.settings.metrics_port > 0:
-                self.metrics_port = self.metrics.serve(self.settings.metrics_port, self.metrics_addr)
-                log.info("metrics on http://%s:%s/metrics", self.metrics_addr, self.metrics_port)
+                try:
+                    self.metrics_port = self.metrics.serve(self.settings.metrics_port, self.metrics_addr)
+                    log.info("metrics on http://%s:%s/metrics", self.metrics_addr, self.metrics_port)
+                except OSError as exc:
+                    # collecting matters more than exposing metrics: run on, visibly without them
+                    log.error("metrics disabled: cannot listen on %s:%s (%s); set MEV_METRICS_PORT "
+                              "to a free port or 0", self.metrics_addr, self.settings.metrics_port, exc)
             await self._heartbeat(stopped=False)
             tasks = [asyncio.create_task(lane.run(), name=f"lane-{lane.name}") for lane in self.lanes]
             sealer = asyncio.create_task(self._sealer(), name="sealer")
@@ -332,13 +340,19 @@ class Collector:
             raise CollectorError(f"collector {self.collector_id} stopped on a fatal error: {self._fatal}") from self._fatal
 
     def request_stop(self) -> None:
-        """Ask :meth:`run` to finish (call on the collector's loop)."""
+        """Ask :meth:`run` to finish (call on the collector's loop, e.g. from a signal handler)."""
+        self._stop_requested = True
         if self._stop is not None:
             self._stop.set()
 
     def request_stop_threadsafe(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        self._stop_requested = True
+        loop = self._loop
+        if loop is not None and self._stop is not None:
+            try:
+                loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already closed: nothing left to stop
+                pass
 
     @staticmethod
     async def _cancel(tasks: list[asyncio.Task]) -> None:
@@ -575,6 +589,7 @@ class Collector:
             if mono >= next_expire:
                 next_expire = mono + 1.0
                 self.seen.expire(now)
+                self._prune(now)
                 self.metrics.dedup_entries.set(len(self.seen))
                 self.metrics.wal_bytes.set(self.wal.open_bytes())
                 errs = self.wal.sync_errors
@@ -621,6 +636,15 @@ class Collector:
             await self._loop.run_in_executor(self._executor, self._mark, key, now)
             self._remark.discard(key)
             self._next_mark_ms += self.window_ms
+
+    def _prune(self, now: int) -> None:
+        """Forget per-window bookkeeping of windows long closed (recomputed from disk if needed)."""
+        horizon = now - self.seal_delay_ms - 2 * self.window_ms
+        old = [k for k in self._seqs if key_start_ms(k) < horizon - 3600_000 and k not in self._open]
+        for k in old:
+            del self._seqs[k]
+        current = {self._cur_key, key_for_start_ms(window_start_ms(now, self.settings.window_seconds) - self.window_ms)}
+        self.quarantine.close_except(current)
 
     def _mark(self, key: str, now: int) -> None:
         self.lz.mark_sealed(key, self.collector_id, {"window_seconds": self.settings.window_seconds})

@@ -99,6 +99,11 @@ class QuarantineLog:
                     os.fsync(fd)
                 os.close(fd)
 
+    def close_except(self, keys: set[str]) -> None:
+        """Close the files of every window not in ``keys`` (late records reopen them)."""
+        for key in [k for k in self._fds if k not in keys]:
+            self.close_key(key)
+
     def close(self) -> None:
         for key in list(self._fds):
             self.close_key(key)

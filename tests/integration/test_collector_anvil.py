@@ -222,9 +222,12 @@ def test_two_sources_each_tx_once_with_measurable_latency_delta(tmp_path, anvil_
     sl = all_rows(lz, "sourcelog")
     assert sl.height == 80
     wide = sl.pivot(on="source", index="hash", values="timestamp_ms")
+    # the proxy holds each message for `delay` after the node sent it, while the direct lane gets
+    # it at once: the measured delta is the injected delay (to the ms, both lanes share a clock)
     delta = (wide["slow"] - wide["fast"]) / 1000
-    assert delta.median() > delay, delta.describe()
-    assert delta.min() > 0.8 * delay, delta.describe()
+    assert delta.median() >= 0.95 * delay, delta.describe()
+    # (single sightings can be off by tens of ms: the proxy and the collector share this process)
+    assert delta.min() > 0.5 * delay and delta.median() < delay + 0.1, delta.describe()
 
 
 def collector_env(home: Path, cid: str, sources: str, window: int = 2, **extra) -> dict:
