@@ -43,7 +43,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mev_assets.core.txparse import InvalidTransaction, transaction_from_rpc, transaction_to_row

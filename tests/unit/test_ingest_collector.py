@@ -17,7 +17,7 @@ from mev_assets.ingest.fakenode import FakeNode, synthetic_tx_objects
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.records import encode_block, encode_sighting, encode_tx, tx_record
 from mev_assets.ingest.segments import WindowBatch, next_seq, seal_batch
-from mev_assets.ingest.wal import WriteAheadLog, frame, wal_name
+from mev_assets.ingest.wal import WriteAheadLog, frame
 from mev_assets.settings import Settings, Source
 
 CHAIN = 31337
