@@ -70,7 +70,7 @@ from mev_assets.settings import Settings, Source
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "LOCK"
-FLUSH_BYTES = 1 << 20  # flush the WAL inline once this much is pending in one tick
+FLUSH_BYTES = 64 * 1024  # flush the WAL inline once this much is pending (bounds the receipt -> WAL lag)
 BLOCK_MEMORY = 4096  # block hashes remembered for cross-source block dedup
 
 

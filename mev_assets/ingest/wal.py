@@ -15,7 +15,8 @@ Durability guarantee (the exact contract):
 
 * A record counts as *accepted* only after its frame has been handed to the kernel with
   ``write(2)`` on the log file (there is no user-space buffer in between: the collector batches
-  the frames of one event-loop tick into one ``os.write``). A crash of the collector process
+  the frames of one event-loop tick, at most 64 KiB, into one ``os.write`` - typically a few
+  ms after receipt - and only then counts them). A crash of the collector process
   (``kill -9``, OOM kill, an exception) therefore loses no accepted record: the data is in the
   page cache and reaches the file.
 * Group commit: a background thread ``fdatasync``s every log file written since its last sync
