@@ -92,13 +92,15 @@ class _Attempt:
     victim_path: list[str]
     victim_swap: RouterSwap
     wallet: int
+    searcher: str
     pair: str
     token_in: str
     token_out: str
     front_hash: str
     back_hash: str | None
-    front_amount_in: int
-    front_min_out: int
+    front_amount_in: int  # planned (at the expected reserves)
+    front_amount_out: int  # exact
+    front_max_in: int
     back_amount_in: int
     back_min_out: int
     expected_profit_token_in: int
@@ -136,6 +138,7 @@ class Searcher:
         self._head = 0
         self._router = deployment.router.lower()
         self._own: set[str] = set()
+        self._next_index = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -151,34 +154,49 @@ class Searcher:
         for tok in self.dep.erc20s:
             self._inventory += [tok.symbol] * self.cfg.wallets_per_token
         self._wallets = derive_accounts(self.cfg.first_account, len(self._inventory), self.cfg.mnemonic)
-        self._own = {a.lower() for a in self.addresses}
-        self._fund(only_below=1.0)
-        # Back-runs sell what the front-run bought (any token, WETH included): unlimited router allowances.
-        writes = []
-        for w in self._wallets:
-            writes.append(("anvil_setStorageAt", [self.dep.weth, word(nested_mapping_slot(w.address, self.dep.router, WETH_SLOT_ALLOWANCES)),
-                                                  word(MAX_UINT256)]))
-            for tok in self.dep.erc20s:
-                writes.append(("anvil_setStorageAt", [tok.address, word(nested_mapping_slot(w.address, self.dep.router, DEVTOKEN_SLOT_ALLOWANCES)),
-                                                      word(MAX_UINT256)]))
-        self.rpc.batch_strict(writes)
-        self._nonces = [to_int(n) for n in self.rpc.batch_strict(
-            [("eth_getTransactionCount", [a, "pending"]) for a in self.addresses])]
+        self._next_index = self.cfg.first_account + len(self._wallets)
+        self._nonces = [0] * len(self._wallets)
+        self._prepare(list(range(len(self._wallets))))
         self.labels_path.parent.mkdir(parents=True, exist_ok=True)
         self.labels_path.touch()
         self._refresh(to_int(self.rpc.call("eth_blockNumber")))
         return self
 
-    def _fund(self, only_below: float, wallets: list[int] | None = None) -> None:
+    def _prepare(self, wallets: list[int]) -> None:
+        """Fund fresh wallets, allow the router to take any token from them, sync nonces."""
+        self._own.update(self._wallets[i].address.lower() for i in wallets)
+        self._fund(only_below=1.0, wallets=wallets)
+        # Back-runs sell what the front-run bought (any token, WETH included): unlimited router allowances.
+        writes = []
+        for i in wallets:
+            addr = self._wallets[i].address
+            writes.append(("anvil_setStorageAt", [self.dep.weth, word(nested_mapping_slot(addr, self.dep.router, WETH_SLOT_ALLOWANCES)),
+                                                  word(MAX_UINT256)]))
+            for tok in self.dep.erc20s:
+                writes.append(("anvil_setStorageAt", [tok.address, word(nested_mapping_slot(addr, self.dep.router, DEVTOKEN_SLOT_ALLOWANCES)),
+                                                      word(MAX_UINT256)]))
+        nonces = self.rpc.batch_strict(writes + [("eth_getTransactionCount", [self._wallets[i].address, "pending"]) for i in wallets])
+        for i, n in zip(wallets, nonces[len(writes):]):
+            self._nonces[i] = to_int(n)
+
+    def _retire(self, wallet: int) -> None:
+        """Replace a wallet left holding what a front-run bought (its back-run failed) or with legs
+        that never landed, so no later back-run can sell that inventory."""
+        self._wallets[wallet] = derive_accounts(self._next_index, 1, self.cfg.mnemonic)[0]
+        self._next_index += 1
+        self._prepare([wallet])
+        self.stats["wallets_retired"] += 1
+
+    def _fund(self, only_below: float, wallets: list[int] | None = None, approve: bool = True) -> None:
         for i in (range(len(self._wallets)) if wallets is None else wallets):
             addr, inv = self._wallets[i].address, self._inventory[i]
             if inv == "WETH":
                 fund_accounts(self.rpc_url, self.dep, [addr], eth_wei=int(self.cfg.eth_per_wallet * 10**18),
-                              token_units={}, only_below=only_below)
+                              token_units={}, only_below=only_below, approve_router=approve)
             else:
                 units = token_amounts_usd(self.dep, self.cfg.usd_per_token_wallet)[inv]
                 fund_accounts(self.rpc_url, self.dep, [addr], eth_wei=int(self.cfg.gas_eth_per_wallet * 10**18),
-                              token_units={inv: units}, only_below=only_below)
+                              token_units={inv: units}, only_below=only_below, approve_router=approve)
 
     # --- main loop ------------------------------------------------------------------------------
 
@@ -351,9 +369,10 @@ class Searcher:
             pair, ra, rb = hop
             tok_a = self.dep.token_by_address(a)
             cap = min(ra // 2, tok_a.units(self.cfg.max_frontrun_usd / tok_a.usd_price))
-            # The front-run's tolerance: small, and below half of the victim's own price impact, so
-            # that a front-run landing after the victim reverts instead of buying high. The
-            # back-run sells only the front-run's guaranteed output (y * (1 - tol)).
+            # The front-run buys exactly y (exact-out, so nothing is left over after the back-run)
+            # and pays at most x * (1 + tol): small, and below half of the victim's own price impact,
+            # so that a front-run landing after the victim reverts instead of buying high. The
+            # back-run must return at least that maximum.
             impact = 2 * victim_amts[i] / ra
             tol = min(self.cfg.front_tolerance, max(0.0002, impact / 2))
 
@@ -367,9 +386,8 @@ class Searcher:
                     return None
                 r2 = apply_swap(r1, list(swap.path), amts)
                 _, ra2, rb2 = hop_reserves(r2, a, b)
-                y_sell = int(y * (1 - tol))
-                z = get_amount_out(y_sell, rb2, ra2)
-                return y, y_sell, z
+                z = get_amount_out(y, rb2, ra2)
+                return y, x + int(x * tol) + 1, z
 
             lo, hi = max(1, ra // 10**6), cap  # the smallest front-run worth trying
             if lo >= hi or simulate(lo) is None:
@@ -380,20 +398,20 @@ class Searcher:
                     hi = mid
                 else:
                     lo = mid
-            x_max = lo
+            largest = lo
             for frac in (1.0, 0.8, 0.6, 0.4, 0.25):
-                x = int(x_max * frac * self.cfg.safety)
+                x = int(largest * frac * self.cfg.safety)
                 sim = simulate(x) if x > 0 else None
                 if sim is None:
                     continue
-                y, y_sell, z = sim
-                profit = z - x
+                y, max_in, z = sim
+                profit = z - max_in  # conservative: as if the front-run paid its maximum
                 profit_wei = self._to_wei(a, profit)
                 if profit_wei is None:
                     continue
                 net = profit_wei - gas_cost_est
                 if net >= self.cfg.min_profit_wei and (best is None or net > best["net_wei"]):
-                    best = {"hop": i, "pair": pair, "a": a, "b": b, "x": x, "y": y, "y_sell": y_sell, "z": z,
+                    best = {"hop": i, "pair": pair, "a": a, "b": b, "x": x, "y": y, "max_in": max_in, "z": z,
                             "profit": profit, "profit_wei": profit_wei, "net_wei": net}
         return best
 
@@ -406,24 +424,26 @@ class Searcher:
             v_max, v_tip = to_int(tx["maxFeePerGas"]), to_int(tx["maxPriorityFeePerGas"])
         else:
             v_max = v_tip = to_int(tx["gasPrice"])
-        bump = max(v_tip // 10, 10**7)
+        # Just above the victim (a narrow band, so few others land between front-run and victim).
+        bump = max(v_tip // 100, 10**6)
         front_fees = {"maxFeePerGas": v_max + bump, "maxPriorityFeePerGas": v_tip + bump}
         back_max = max(v_max - 1, self._base_fee)
         back_fees = {"maxFeePerGas": back_max, "maxPriorityFeePerGas": max(0, min(v_tip, back_max) - 1)}
-        front_min = opp["y_sell"]
+        max_in = opp["max_in"]
         deadline = int(time.time()) + 600
         # ETH in and out when the hop starts at WETH (ETH wallet); otherwise token -> token, WETH
-        # included as the ERC-20 (token wallets hold no WETH, so a back-run cannot sell inventory).
+        # included as the ERC-20. Wallets never hold what they buy, so if the front-run reverts the
+        # back-run has nothing to sell and reverts too.
         if a == self.dep.weth:
-            front_method, back_method = "swapExactETHForTokens", "swapExactTokensForETH"
+            front_method, back_method = "swapETHForExactTokens", "swapExactTokensForETH"
         else:
-            front_method = back_method = "swapExactTokensForTokens"
-        front_data = encode_swap(front_method, path=[a, b], to=acct.address, deadline=deadline, amount_in=x, amount_out_min=front_min)
-        back_data = encode_swap(back_method, path=[b, a], to=acct.address, deadline=deadline, amount_in=front_min, amount_out_min=x)
+            front_method, back_method = "swapTokensForExactTokens", "swapExactTokensForTokens"
+        front_data = encode_swap(front_method, path=[a, b], to=acct.address, deadline=deadline, amount_out=y, amount_in_max=max_in)
+        back_data = encode_swap(back_method, path=[b, a], to=acct.address, deadline=deadline, amount_in=y, amount_out_min=max_in)
         nonce = self._nonces[wallet]
         base = {"type": 2, "chainId": DEVNET_CHAIN_ID, "to": self.dep.router, "gas": self.cfg.gas_limit}
         front_raw, front_hash = acct.sign({**base, **front_fees, "nonce": nonce, "data": front_data,
-                                           "value": x if front_method == "swapExactETHForTokens" else 0})
+                                           "value": max_in if front_method == "swapETHForExactTokens" else 0})
         back_raw, back_hash = acct.sign({**base, **back_fees, "nonce": nonce + 1, "data": back_data,
                                          "value": 0})
         try:
@@ -447,9 +467,9 @@ class Searcher:
         self.stats["attempted"] += 1
         self._attempts.append(_Attempt(
             victim_hash=tx["hash"], victim_from=to_checksum_address(tx["from"]) if tx.get("from") else "", victim_method=swap.method,
-            victim_path=list(swap.path), victim_swap=swap, wallet=wallet, pair=opp["pair"], token_in=a, token_out=b,
-            front_hash=front_hash, back_hash=sent_back, front_amount_in=x, front_min_out=front_min,
-            back_amount_in=front_min, back_min_out=x, expected_profit_token_in=z - x, expected_profit_wei=opp["net_wei"],
+            victim_path=list(swap.path), victim_swap=swap, wallet=wallet, searcher=acct.address, pair=opp["pair"], token_in=a, token_out=b,
+            front_hash=front_hash, back_hash=sent_back, front_amount_in=x, front_amount_out=y, front_max_in=max_in,
+            back_amount_in=y, back_min_out=max_in, expected_profit_token_in=z - x, expected_profit_wei=opp["net_wei"],
             detected_at_ms=int(time.time() * 1000), sent_block=self._head,
             fees={"victim": [v_max, v_tip], "frontrun": [front_fees["maxFeePerGas"], front_fees["maxPriorityFeePerGas"]],
                   "backrun": [back_fees["maxFeePerGas"], back_fees["maxPriorityFeePerGas"]]},
@@ -491,9 +511,15 @@ class Searcher:
                 log.warning("could not label sandwich of %s: %s", att.victim_hash, exc)
             self._busy.discard(att.wallet)
             self._locked_pairs.discard(att.pair)
-            if not legs_done:
-                self._resync(att.wallet)
-            self._fund(only_below=0.5, wallets=[att.wallet])
+            front_ok = rf is not None and to_int(rf.get("status")) == 1
+            back_ok = rb is not None and to_int(rb.get("status")) == 1
+            try:
+                if not legs_done or (front_ok and not back_ok):
+                    self._retire(att.wallet)
+                else:
+                    self._fund(only_below=0.5, wallets=[att.wallet], approve=False)
+            except (RpcError, OSError) as exc:
+                log.warning("could not refresh searcher wallet %d: %s", att.wallet, exc)
         self._attempts = remaining
 
     def _write(self, label: dict) -> None:
@@ -566,7 +592,7 @@ class Searcher:
         gas_cost = sum(to_int(r["gasUsed"]) * to_int(r["effectiveGasPrice"]) for r in (rf, rb) if r)
         profit_token = back_out - front_in
         leg_blocks = [blk(r) for r in (rf, rb) if r]
-        searcher = self._wallets[att.wallet].address
+        searcher = att.searcher
         eth_delta = token_delta = None
         profit_wei = None
         method = None
@@ -631,7 +657,8 @@ class Searcher:
             "frontrun_amount_in": str(front_in), "frontrun_amount_out": str(front_out),
             "backrun_amount_in": str(back_in), "backrun_amount_out": str(back_out),
             "residual_token_out": str(front_out - back_in),
-            "frontrun_planned_in": str(att.front_amount_in), "frontrun_min_out": str(att.front_min_out),
+            "frontrun_planned_in": str(att.front_amount_in), "frontrun_max_in": str(att.front_max_in),
+            "backrun_min_out": str(att.back_min_out),
             "expected_profit_token_in": str(att.expected_profit_token_in),
             "profit_token_in": str(profit_token),
             "gas_cost_wei": str(gas_cost),
