@@ -8,7 +8,7 @@ TOOLS := tools
 export MEV_HOME ?= $(CURDIR)/.mev_home
 export DAGSTER_HOME ?= $(MEV_HOME)/dagster
 
-.PHONY: setup demo test dev bench clean
+.PHONY: setup demo test dev bench lint clean
 
 setup: $(VENV)/.installed $(TOOLS)/.installed
 
@@ -32,6 +32,9 @@ test: setup
 
 dev: setup
 	$(VENV)/bin/mev-assets dev
+
+lint: setup
+	$(VENV)/bin/ruff check mev_assets tests benchmarks
 
 bench: setup
 	$(PY) -m benchmarks

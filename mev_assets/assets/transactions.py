@@ -25,14 +25,17 @@ def _markdown_preview(frame: pl.DataFrame, columns: list[str], rows: int = 10) -
     return MetadataValue.md("\n".join(lines))
 
 
-@asset(
+# Every per-window table: one partition per window, rows of the window replaced in DuckDB.
+WINDOW_TABLE = dict(
     partitions_def=mempool_windows,
     io_manager_key=WAREHOUSE,
     metadata={"partition_expr": PARTITION_EXPR},
     pool=DUCKDB_POOL,
-    group_name="mempool",
     kinds={"polars", "duckdb"},
 )
+
+
+@asset(group_name="mempool", **WINDOW_TABLE)
 def mempool_transactions(context: AssetExecutionContext, landing_zone: LandingZoneResource) -> pl.DataFrame:
     """One row per unique pending transaction hash seen in the window, earliest sighting wins.
 
@@ -65,14 +68,7 @@ def mempool_transactions(context: AssetExecutionContext, landing_zone: LandingZo
     return table
 
 
-@asset(
-    partitions_def=mempool_windows,
-    io_manager_key=WAREHOUSE,
-    metadata={"partition_expr": PARTITION_EXPR},
-    pool=DUCKDB_POOL,
-    group_name="mempool",
-    kinds={"polars", "duckdb"},
-)
+@asset(group_name="mempool", **WINDOW_TABLE)
 def mempool_source_stats(
     context: AssetExecutionContext, landing_zone: LandingZoneResource, mempool_transactions: pl.DataFrame
 ) -> pl.DataFrame:

@@ -63,23 +63,13 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "payload": pl.String(),
 }
 
-# The per-window table: one row per unique hash, earliest sighting wins.
+# The per-window table: one row per unique hash, earliest sighting wins. The landing columns,
+# with `sources` (every announcing source, first arrival first) in place of `source` and
+# `collector_id`, and the window key first.
+_PER_COLLECTOR = ("source", "collector_id")
 MEMPOOL_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "window": pl.String(),
-    "timestamp_ms": pl.Int64(),
-    "hash": pl.String(),
-    "chain_id": pl.Int64(),
-    "tx_type": pl.Int64(),
-    "from": pl.String(),
-    "to": pl.String(),
-    "value": pl.String(),
-    "nonce": pl.UInt64(),
-    "gas": pl.UInt64(),
-    "gas_price": pl.String(),
-    "gas_tip_cap": pl.String(),
-    "gas_fee_cap": pl.String(),
-    "data_size": pl.Int64(),
-    "data_4bytes": pl.String(),
+    **{c: t for c, t in LANDING_TX_SCHEMA.items() if c not in _PER_COLLECTOR and c not in ("input", "raw_tx")},
     "sources": pl.List(pl.String()),
     "input": pl.String(),
     "raw_tx": pl.String(),

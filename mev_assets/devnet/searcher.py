@@ -40,8 +40,22 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from mev_assets.devnet.anvil import DEFAULT_MNEMONIC, DEVNET_CHAIN_ID
-from mev_assets.devnet.contracts import DEVTOKEN_SLOT_ALLOWANCES, WETH_SLOT_ALLOWANCES, Deployment, fund_accounts, token_amounts_usd
-from mev_assets.devnet.rpc import DevAccount, RpcClient, RpcError, derive_accounts, nested_mapping_slot, to_int, word
+from mev_assets.devnet.contracts import (
+    DEVTOKEN_SLOT_ALLOWANCES,
+    WETH_SLOT_ALLOWANCES,
+    Deployment,
+    fund_accounts,
+    token_amounts_usd,
+)
+from mev_assets.devnet.rpc import (
+    DevAccount,
+    RpcClient,
+    RpcError,
+    derive_accounts,
+    nested_mapping_slot,
+    to_int,
+    word,
+)
 from mev_assets.devnet.uniswap import (
     MAX_UINT256,
     SEL_BALANCE_OF,

@@ -34,8 +34,19 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from mev_assets.devnet.anvil import DEFAULT_MNEMONIC, DEVNET_CHAIN_ID
-from mev_assets.devnet.contracts import Deployment, TokenInfo, fund_accounts, token_amounts_usd
-from mev_assets.devnet.rpc import DevAccount, RpcClient, RpcError, derive_accounts, to_int
+from mev_assets.devnet.contracts import (
+    Deployment,
+    TokenInfo,
+    fund_accounts,
+    token_amounts_usd,
+)
+from mev_assets.devnet.rpc import (
+    DevAccount,
+    RpcClient,
+    RpcError,
+    derive_accounts,
+    to_int,
+)
 from mev_assets.devnet.uniswap import (
     MAX_UINT256,
     SEL_APPROVE,

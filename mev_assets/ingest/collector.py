@@ -45,8 +45,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mev_assets.core.txparse import InvalidTransaction, transaction_from_rpc, transaction_to_row
-from mev_assets.core.windows import key_end_ms, key_for_start_ms, key_start_ms, window_start_ms
+from mev_assets.core.txparse import (
+    InvalidTransaction,
+    transaction_from_rpc,
+    transaction_to_row,
+)
+from mev_assets.core.windows import (
+    key_end_ms,
+    key_for_start_ms,
+    key_start_ms,
+    window_start_ms,
+)
 from mev_assets.ingest.dedup import SeenSet, SourceIndex, rebuild_seen
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.metrics import CollectorMetrics

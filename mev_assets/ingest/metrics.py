@@ -34,7 +34,13 @@ Names (all prefixed ``mev_collector_``):
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 PREFIX = "mev_collector"
 

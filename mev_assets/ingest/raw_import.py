@@ -34,7 +34,11 @@ from typing import Any
 
 import polars as pl
 
-from mev_assets.core.txparse import InvalidTransaction, decode_raw_transaction, transaction_to_row
+from mev_assets.core.txparse import (
+    InvalidTransaction,
+    decode_raw_transaction,
+    transaction_to_row,
+)
 from mev_assets.core.windows import window_key
 from mev_assets.ingest.dedup import SourceIndex
 from mev_assets.ingest.landing import LandingZone, now_ms

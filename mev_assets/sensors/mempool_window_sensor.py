@@ -3,7 +3,14 @@
 
 import time
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
 from mev_assets.core.window_tracker import TrackerState, windows_to_run
 from mev_assets.jobs import mempool_window_job

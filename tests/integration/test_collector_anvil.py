@@ -29,6 +29,7 @@ from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.records import KIND_TX, decode_record
 from mev_assets.ingest.wal import read_wal_file
 from mev_assets.settings import PROJECT_ROOT, Settings, Source
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +52,6 @@ def keys() -> list[coincurve.PrivateKey]:
         coincurve.PrivateKey(bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key))
         for i in range(4)
     ]
-
-
-def wait_for(cond, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Sender:

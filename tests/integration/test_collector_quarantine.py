@@ -7,7 +7,6 @@ forged signatures and objects with missing fields, then valid transactions."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import polars as pl
@@ -17,20 +16,11 @@ from mev_assets.ingest.collector import CollectorThread
 from mev_assets.ingest.fakenode import FakeNode, synthetic_tx_objects
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.settings import PROJECT_ROOT, Settings, Source
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 MAINNET_BLOCK = PROJECT_ROOT / "tests/fixtures/mainnet/block-19807080.json"
-
-
-def wait_for(cond, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def mainnet_objects() -> list[dict]:

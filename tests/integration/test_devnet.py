@@ -17,7 +17,14 @@ from eth_utils import keccak
 
 from mev_assets.devnet.anvil import AnvilError, AnvilNode, find_anvil
 from mev_assets.devnet.cli import devnet as devnet_cli
-from mev_assets.devnet.contracts import POOL_SPECS, Deployment, deploy, fund_accounts, token_amounts_usd, uniswap_artifact
+from mev_assets.devnet.contracts import (
+    POOL_SPECS,
+    Deployment,
+    deploy,
+    fund_accounts,
+    token_amounts_usd,
+    uniswap_artifact,
+)
 from mev_assets.devnet.rpc import RpcClient, derive_account, selector, to_int
 from mev_assets.devnet.runner import start_devnet
 from mev_assets.devnet.searcher import Searcher, SearcherConfig, read_labels

@@ -6,31 +6,20 @@ with the fields the node holds for it.
 
 from __future__ import annotations
 
-import time
-
 import duckdb
 import pytest
 from dagster import instance_for_test
 
+from mev_assets.core.windows import key_end_ms
 from mev_assets.definitions import build_definitions
 from mev_assets.devnet.anvil import free_port
 from mev_assets.devnet.runner import start_devnet
-from mev_assets.core.windows import key_end_ms
 from mev_assets.ingest.collector import CollectorThread
 from mev_assets.ingest.landing import LandingZone, now_ms
 from mev_assets.lane import run_sensor_requests, sensor_tick
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sent_transactions_become_exactly_one_row_each(settings_factory, tmp_path):

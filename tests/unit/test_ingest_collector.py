@@ -15,10 +15,16 @@ from mev_assets.ingest.collector import Collector, CollectorLockedError, Collect
 from mev_assets.ingest.dedup import rebuild_seen
 from mev_assets.ingest.fakenode import FakeNode, synthetic_tx_objects
 from mev_assets.ingest.landing import LandingZone
-from mev_assets.ingest.records import encode_block, encode_sighting, encode_tx, tx_record
+from mev_assets.ingest.records import (
+    encode_block,
+    encode_sighting,
+    encode_tx,
+    tx_record,
+)
 from mev_assets.ingest.segments import WindowBatch, next_seq, seal_batch
 from mev_assets.ingest.wal import WriteAheadLog, frame
 from mev_assets.settings import Settings, Source
+from tests.waiting import wait_for
 
 CHAIN = 31337
 
@@ -30,16 +36,6 @@ def make_settings(tmp_path: Path, **kw) -> Settings:
     )
     base.update(kw)
     return Settings(**base)
-
-
-def wait_for(cond, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def area_rows(lz: LandingZone, area: str) -> pl.DataFrame:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from mev_assets.ingest.records import (
     KIND_BLOCK,

@@ -3,7 +3,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from mev_assets.core.schemas import MEMPOOL_SOURCE_STATS_SCHEMA, MEMPOOL_TRANSACTIONS_SCHEMA
+from mev_assets.core.schemas import (
+    MEMPOOL_SOURCE_STATS_SCHEMA,
+    MEMPOOL_TRANSACTIONS_SCHEMA,
+)
 from mev_assets.core.source_stats import source_stats
 from mev_assets.core.transactions import assemble_transactions, sightings
 from tests.landing_factory import fake_hash, sourcelog_frame, tx_frame, tx_row
