@@ -66,6 +66,44 @@ def import_raw(files: tuple[Path, ...], collector_id: str | None) -> None:
         click.echo(f"{path}: {report.summary()}")
 
 
+@import_group.command(name="mempool-dumpster")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sourcelog", "sourcelogs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="mempool-dumpster sourcelog CSV (timestamp_ms,hash,source); repeatable.")
+@click.option("--collector-id", default=None, help="Writer id for the segments (default: dumpster-<file stem>).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr (TTY only).")
+def import_dumpster_cmd(files: tuple[Path, ...], sourcelogs: tuple[Path, ...], collector_id: str | None, progress: bool) -> None:
+    """Import mempool-dumpster daily transaction files (Parquet with rawTx, or CSV) as landing segments."""
+    settings = _settings()
+    from mev_assets.ingest.dumpster_import import import_dumpster
+    from mev_assets.ingest.landing import LandingZone
+
+    for path in (*files, *sourcelogs):
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+    kwargs = {"collector_id": collector_id} if collector_id else {}
+    try:
+        report = import_dumpster(list(files), LandingZone(settings.landing_dir), settings,
+                                 sourcelog_paths=list(sourcelogs), progress=progress, **kwargs)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+    click.echo(report.summary())
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query: str, fmt: str) -> None:
+    """ClickHouse SQL over every table the pipeline produced (in-process chdb, or MEV_CLICKHOUSE_URL)."""
+    settings = _settings()
+    from mev_assets.sql_command import SqlError, run_sql
+
+    try:
+        click.echo(run_sql(settings, query, fmt))
+    except SqlError as exc:
+        raise CliError(str(exc)) from None
+
+
 @main.command()
 @click.option("--from", "from_key", default=None, help="First window key (YYYY-MM-DDTHH:MM:SS), inclusive.")
 @click.option("--to", "to_key", default=None, help="Last window key, inclusive.")
