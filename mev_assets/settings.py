@@ -90,6 +90,8 @@ class Settings:
     dedup_ttl_seconds: int = 3600
     sensor_interval_seconds: int = 10
     sensor_lookback_hours: int = 24
+    clickhouse_url: str = ""
+    retention_days: int = 30
     tools_dir: Path = PROJECT_ROOT / "tools"
     anvil_bin: str = ""
     traffic_rate: float = 15.0
@@ -129,6 +131,8 @@ class Settings:
             dedup_ttl_seconds=_int(env, "MEV_DEDUP_TTL_SECONDS", 3600, minimum=1),
             sensor_interval_seconds=_int(env, "MEV_SENSOR_INTERVAL_SECONDS", 10, minimum=1),
             sensor_lookback_hours=_int(env, "MEV_SENSOR_LOOKBACK_HOURS", 24, minimum=1),
+            clickhouse_url=(env.get("MEV_CLICKHOUSE_URL") or "").strip(),
+            retention_days=_int(env, "MEV_RETENTION_DAYS", 30, minimum=1),
             tools_dir=tools_dir,
             anvil_bin=env.get("MEV_ANVIL_BIN") or str(tools_dir / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
             traffic_rate=_float(env, "MEV_TRAFFIC_RATE", 15.0),
