@@ -75,6 +75,10 @@ def parse_manifest(project: DbtProject) -> Path:
             raise RuntimeError(
                 f"dbt parse failed in {project.project_dir} (exit {done.returncode}):\n{done.stdout}{done.stderr}"
             )
+        # dagster-dbt seeds each run's target directory with target/partial_parse.msgpack, which
+        # spares every run a full parse; the manifest goes last, as the sign that both are there.
+        if (scratch / "partial_parse.msgpack").exists():
+            os.replace(scratch / "partial_parse.msgpack", target / "partial_parse.msgpack")
         os.replace(scratch / "manifest.json", project.manifest_path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
