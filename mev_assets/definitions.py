@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dagster import Definitions
-from dagster_duckdb_polars import DuckDBPolarsIOManager
 
 from mev_assets.assets.transactions import WAREHOUSE, WINDOW_ASSETS
 from mev_assets.jobs import mempool_window_job
-from mev_assets.resources.landing_zone import LandingZoneResource
+from mev_assets.resources.warehouse import storage_resources
 from mev_assets.sensors.mempool_window_sensor import build_mempool_window_sensor
 from mev_assets.settings import Settings
 
@@ -18,14 +17,8 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=WINDOW_ASSETS,
         jobs=[mempool_window_job],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
-        resources={
-            "landing_zone": LandingZoneResource(
-                root=str(settings.landing_dir),
-                window_seconds=settings.window_seconds,
-                grace_seconds=settings.grace_seconds,
-            ),
-            WAREHOUSE: DuckDBPolarsIOManager(database=str(settings.duckdb_path), schema="mev"),
-        },
+        # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
+        resources=storage_resources(settings, warehouse_key=WAREHOUSE),
     )
 
 

@@ -7,6 +7,7 @@ configuration; modules take a :class:`Settings` (or plain values derived from it
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,34 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+STORAGE_MODES = ("local", "s3")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _storage_settings(env: dict[str, str]) -> dict[str, str]:
+    """``MEV_STORAGE`` and, for s3, where in which bucket. Credentials stay with the AWS SDKs.
+
+    The region comes from the standard ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: boto3 and
+    pyarrow get it passed explicitly so that neither probes EC2 instance metadata for it.
+    """
+    storage = (env.get("MEV_STORAGE") or "local").strip().lower()
+    if storage not in STORAGE_MODES:
+        raise SettingsError(f"MEV_STORAGE must be one of {', '.join(STORAGE_MODES)}, got {storage!r}")
+    bucket = (env.get("MEV_S3_BUCKET") or "").strip()
+    prefix = (env.get("MEV_S3_PREFIX") or "").strip().strip("/")
+    endpoint = (env.get("MEV_S3_ENDPOINT_URL") or "").strip().rstrip("/")
+    region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip()
+    if storage == "s3" and not bucket:
+        raise SettingsError("MEV_STORAGE=s3 needs MEV_S3_BUCKET (the bucket that holds the landing zone and the lake)")
+    if bucket and not _BUCKET_RE.match(bucket):
+        raise SettingsError(f"MEV_S3_BUCKET must be an S3 bucket name (3-63 of a-z 0-9 . -), got {bucket!r}")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise SettingsError(f"MEV_S3_PREFIX must be a key prefix like 'team/mev' (no empty, . or .. parts), got {prefix!r}")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"MEV_S3_ENDPOINT_URL must start with http:// or https://, got {endpoint!r}")
+    return {"storage": storage, "s3_bucket": bucket, "s3_prefix": prefix, "s3_endpoint_url": endpoint, "s3_region": region}
+
+
 def default_collector_id() -> str:
     host = "".join(c if c.isalnum() else "-" for c in socket.gethostname()).strip("-") or "host"
     return f"c-{host}"[:48]
@@ -95,10 +124,21 @@ class Settings:
     tools_dir: Path = PROJECT_ROOT / "tools"
     anvil_bin: str = ""
     traffic_rate: float = 15.0
+    storage: str = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
 
     @property
     def landing_dir(self) -> Path:
+        """The local landing directory: the whole zone in local mode, only ``_wal/`` in s3 mode."""
         return self.mev_home / "landing"
+
+    @property
+    def lake_dir(self) -> Path:
+        """The Parquet lake in local mode (in s3 mode the lake is ``<prefix>/lake/`` in the bucket)."""
+        return self.mev_home / "lake"
 
     @property
     def duckdb_path(self) -> Path:
@@ -116,6 +156,7 @@ class Settings:
         if not collector_id.replace("-", "").replace("_", "").isalnum():
             raise SettingsError(f"MEV_COLLECTOR_ID must be alphanumeric (with - or _), got {collector_id!r}")
         tools_dir = Path(env.get("MEV_TOOLS_DIR") or PROJECT_ROOT / "tools").expanduser().resolve()
+        storage = _storage_settings(env)
         return cls(
             mev_home=mev_home,
             dagster_home=dagster_home,
@@ -136,6 +177,7 @@ class Settings:
             tools_dir=tools_dir,
             anvil_bin=env.get("MEV_ANVIL_BIN") or str(tools_dir / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
             traffic_rate=_float(env, "MEV_TRAFFIC_RATE", 15.0),
+            **storage,
         )
 
 

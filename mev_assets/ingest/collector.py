@@ -140,7 +140,7 @@ class Collector:
         backoff_cap: float = 30.0,
     ):
         self.settings = settings
-        self.lz = landing_zone or LandingZone(settings.landing_dir)
+        self.lz = landing_zone or LandingZone.from_settings(settings)
         self.sources = tuple(settings.sources if sources is None else sources)
         if not self.sources:
             raise CollectorError("no sources configured (MEV_SOURCES)")
@@ -219,7 +219,7 @@ class Collector:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise CollectorLockedError(
-                    f"collector id {self.collector_id!r} is already running on {self.lz.root} "
+                    f"collector id {self.collector_id!r} is already running on {self.lz.location} "
                     f"(lock {path} held{' by ' + holder if holder else ''}); "
                     "give every collector its own MEV_COLLECTOR_ID"
                 ) from None
@@ -324,7 +324,7 @@ class Collector:
             sealer = asyncio.create_task(self._sealer(), name="sealer")
             log.info(
                 "collector %s started: %d source(s), windows of %d s, chain id %d, landing %s",
-                self.collector_id, len(self.lanes), self.settings.window_seconds, self.chain_id, self.lz.root,
+                self.collector_id, len(self.lanes), self.settings.window_seconds, self.chain_id, self.lz.location,
             )
             self.ready.set()
             stop_wait = asyncio.create_task(self._stop.wait())
@@ -379,7 +379,6 @@ class Collector:
                 await t
             except Exception:  # noqa: BLE001
                 pass
-        loop = asyncio.get_running_loop()
         try:
             if self._lock_fd is not None:
                 self._flush()
@@ -391,14 +390,17 @@ class Collector:
                 if self._next_mark_ms is not None:
                     await self._mark_through(window_start_ms(now, self.settings.window_seconds), now)
                 for key in sorted(self._remark):
-                    await loop.run_in_executor(self._executor, self._mark, key, now)
+                    await self._mark_async(key, now)
                 self._remark.clear()
                 if self._failed:
                     log.error("%d batch(es) could not be sealed; they stay in the WAL for the next start", len(self._failed))
                 await self._heartbeat(stopped=True)
         finally:
             self.wal.close()
-            self.quarantine.close()
+            try:
+                self.quarantine.close()
+            except OSError as exc:
+                log.error("quarantined records could not be written to %s: %s", self.lz.location, exc)
             self.metrics.shutdown()
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
@@ -591,8 +593,10 @@ class Collector:
             if self._remark:
                 for key in sorted(self._remark):
                     if not any(ob.batch.key == key for ob in self._failed):
-                        await self._loop.run_in_executor(self._executor, self._mark, key, now)
+                        if not await self._mark_async(key, now):
+                            break
                         self._remark.discard(key)
+            await self._prefetch_seqs(now)
             mono = time.monotonic()
             if mono >= next_expire:
                 next_expire = mono + 1.0
@@ -641,9 +645,36 @@ class Collector:
                 await self._seal_open(ob)
             if any(ob.batch.key == key for ob in self._failed):
                 return  # the marker waits until every batch of the window is sealed
-            await self._loop.run_in_executor(self._executor, self._mark, key, now)
+            if not await self._mark_async(key, now):
+                return  # retried at the next tick
             self._remark.discard(key)
             self._next_mark_ms += self.window_ms
+
+    async def _mark_async(self, key: str, now: int) -> bool:
+        """Write the window's marker off the loop; False (logged) when the landing zone failed."""
+        try:
+            await self._loop.run_in_executor(self._executor, self._mark, key, now)
+            return True
+        except OSError as exc:  # a full disk or an unreachable S3 endpoint: retry, do not die
+            log.error("cannot mark window %s sealed (will retry): %s", key, exc)
+            return False
+
+    async def _prefetch_seqs(self, now: int) -> None:
+        """Find the first free seq of the current and the next window off the event loop.
+
+        The lookup lists the window's segments; on S3 that is a few round trips, which must not
+        stall the hot path when the first record of a new window arrives.
+        """
+        start = window_start_ms(now, self.settings.window_seconds)
+        for key in (key_for_start_ms(start), key_for_start_ms(start + self.window_ms)):
+            if key in self._seqs:
+                continue
+            try:
+                seq = await self._loop.run_in_executor(self._executor, next_seq, self.lz, key, self.collector_id, self.wal.dir)
+            except OSError as exc:
+                log.warning("cannot look up the next segment number of window %s yet: %s", key, exc)
+                return
+            self._seqs.setdefault(key, seq)  # a batch opened meanwhile has already claimed its own
 
     def _prune(self, now: int) -> None:
         """Forget per-window bookkeeping of windows long closed (recomputed from disk if needed)."""

@@ -21,7 +21,7 @@ from collections import deque
 
 import polars as pl
 
-from mev_assets.core.windows import key_end_ms
+from mev_assets.core.windows import key_end_ms, window_key
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.segments import own_segments
 
@@ -105,22 +105,23 @@ def rebuild_seen(lz: LandingZone, collector_id: str, sources: SourceIndex, ttl_m
     cutoff = now_ms - ttl_ms
     frames = []
     sight_frames = []
-    for key in lz.windows("mempool"):
+    # listing starts at the first window that can hold hashes within the TTL (cheap on S3)
+    for key in lz.windows("mempool", since=window_key(max(cutoff - 1, 0), window_seconds)):
         try:
             if key_end_ms(key, window_seconds) < cutoff:
                 continue
         except ValueError:
             continue
-        for _, path in own_segments(lz, "mempool", key, collector_id):
+        for _, segment in own_segments(lz, "mempool", key, collector_id):
             try:
-                frames.append(pl.read_parquet(path, columns=["timestamp_ms", "hash", "source"]))
+                frames.append(lz.read_segment(segment, columns=["timestamp_ms", "hash", "source"]))
             except Exception as exc:  # noqa: BLE001 - an unreadable segment is the reader's problem, not ours
-                log.warning("dedup rebuild: cannot read %s: %s", path, exc)
-        for _, path in own_segments(lz, "sourcelog", key, collector_id):
+                log.warning("dedup rebuild: cannot read %s: %s", lz.url(segment.key), exc)
+        for _, segment in own_segments(lz, "sourcelog", key, collector_id):
             try:
-                sight_frames.append(pl.read_parquet(path, columns=["hash", "source"]))
+                sight_frames.append(lz.read_segment(segment, columns=["hash", "source"]))
             except Exception as exc:  # noqa: BLE001
-                log.warning("dedup rebuild: cannot read %s: %s", path, exc)
+                log.warning("dedup rebuild: cannot read %s: %s", lz.url(segment.key), exc)
     if not frames:
         return seen
     txs = pl.concat(frames).filter(pl.col("timestamp_ms") >= cutoff).sort("timestamp_ms")

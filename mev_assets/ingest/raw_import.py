@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from mev_assets.core.txparse import (
     InvalidTransaction,
     decode_raw_transaction,
@@ -219,11 +217,11 @@ class _Importer:
         """Hashes (and source bits) this collector id already landed in window ``key``."""
         self.loaded.add(key)
         for area, cols in (("mempool", ["hash", "source"]), ("sourcelog", ["hash", "source"])):
-            for _, path in own_segments(self.lz, area, key, self.cid):
+            for _, segment in own_segments(self.lz, area, key, self.cid):
                 try:
-                    frame = pl.read_parquet(path, columns=cols)
+                    frame = self.lz.read_segment(segment, columns=cols)
                 except Exception as exc:  # noqa: BLE001
-                    log.warning("import: cannot read %s for dedup: %s", path, exc)
+                    log.warning("import: cannot read %s for dedup: %s", self.lz.url(segment.key), exc)
                     continue
                 for h, src in frame.iter_rows():
                     self.seen[h] = self.seen.get(h, 0) | self.sources.bit(src)
@@ -269,18 +267,15 @@ class _Importer:
         batch.seq = next_seq(self.lz, key, self.cid)
         result = seal_batch(self.lz, self.cid, batch)
         self.touched.add(key)
-        self.report.segments.extend(str(p.relative_to(self.lz.root)) for p in result.paths)
+        self.report.segments.extend(result.paths)
 
     def _quarantined_before(self, key: str) -> set[tuple]:
-        path = self.lz.quarantine_file(key, self.cid)
         known: set[tuple] = set()
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    r = json.loads(line)
-                    known.add((r.get("timestamp_ms"), r.get("source"), r.get("reason"), r.get("payload")))
-                except (ValueError, AttributeError):
-                    continue
+        for r in self.lz.quarantine_records(key, self.cid):
+            try:
+                known.add((r.get("timestamp_ms"), r.get("source"), r.get("reason"), r.get("payload")))
+            except AttributeError:
+                continue  # a line that is not an object
         return known
 
     def finish(self) -> None:

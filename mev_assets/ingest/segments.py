@@ -8,8 +8,8 @@ Commit protocol of a batch ``(key, seq)`` of collector ``cid``:
 2. ``sourcelog/window=<key>/<cid>-<seq>.parquet`` (only when the batch has sightings)
 3. ``mempool/window=<key>/<cid>-<seq>.parquet``   ALWAYS, even with zero rows: the commit point
 
-Each file is written to a temp name, fsynced and atomically renamed, so a crash leaves either
-the whole file or nothing. Because the names are deterministic, redoing a batch after a crash
+Each file is written atomically - locally to a temp name, fsynced and renamed; on S3 as one PUT -
+so a crash leaves either the whole file or nothing. Because the names are deterministic, redoing a batch after a crash
 rewrites the same files with the same content: the mempool segment existing means the batch is
 sealed, and its write-ahead log can be deleted without replay (no duplicates).
 
@@ -27,6 +27,7 @@ import polars as pl
 from mev_assets.core.schemas import BLOCKS_SCHEMA, LANDING_TX_SCHEMA, SOURCELOG_SCHEMA
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.records import BLOCK_COLUMNS, SIGHTING_COLUMNS, TX_COLUMNS
+from mev_assets.ingest.storage import StoredObject
 from mev_assets.ingest.wal import parse_wal_name
 
 AREAS_IN_COMMIT_ORDER = ("blocks", "sourcelog", "mempool")
@@ -57,7 +58,7 @@ class SealResult:
     txs: int
     sightings: int
     blocks: int
-    paths: list[Path]
+    paths: list[str]  # landing-zone keys of the segments written
 
 
 def tx_frame(txs: list[tuple], collector_id: str) -> pl.DataFrame:
@@ -83,7 +84,7 @@ def blocks_frame(blocks: list[tuple], collector_id: str) -> pl.DataFrame:
 
 def seal_batch(lz: LandingZone, collector_id: str, batch: WindowBatch) -> SealResult:
     """Write the segments of ``batch`` in commit order (mempool last, always)."""
-    paths: list[Path] = []
+    paths: list[str] = []
     txs = tx_frame(batch.txs, collector_id)
     if batch.blocks:
         paths.append(lz.write_segment("blocks", batch.key, collector_id, batch.seq, blocks_frame(batch.blocks, collector_id)))
@@ -95,22 +96,22 @@ def seal_batch(lz: LandingZone, collector_id: str, batch: WindowBatch) -> SealRe
 
 def is_committed(lz: LandingZone, collector_id: str, key: str, seq: int) -> bool:
     """Whether batch (key, seq) is sealed (its mempool segment - the commit point - exists)."""
-    return lz.segment_path("mempool", key, collector_id, seq).exists()
+    return lz.has_segment("mempool", key, collector_id, seq)
 
 
 def own_segment_re(collector_id: str) -> re.Pattern:
     return re.compile(rf"^{re.escape(collector_id)}-(\d+)\.parquet$")
 
 
-def own_segments(lz: LandingZone, area: str, key: str, collector_id: str) -> list[tuple[int, Path]]:
-    """This collector's segments of ``area`` in window ``key``, as (seq, path)."""
+def own_segments(lz: LandingZone, area: str, key: str, collector_id: str) -> list[tuple[int, StoredObject]]:
+    """This collector's segments of ``area`` in window ``key``, as (seq, segment)."""
     pattern = own_segment_re(collector_id)
     found = []
-    for p in lz.segment_files(area, key):
-        m = pattern.match(p.name)
+    for segment in lz.segment_files(area, key):
+        m = pattern.match(segment.name)
         if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+            found.append((int(m.group(1)), segment))
+    return sorted(found, key=lambda item: item[0])
 
 
 def next_seq(lz: LandingZone, key: str, collector_id: str, wal_dir: Path | None = None) -> int:

@@ -4,7 +4,6 @@ proxy, two collector processes, a node restart, and kill -9 recovery from the WA
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -241,10 +240,7 @@ def spawn_collector(env: dict, log_path: Path) -> subprocess.Popen:
 
 
 def heartbeat(lz: LandingZone, cid: str) -> dict:
-    try:
-        return json.loads(lz.heartbeat_file(cid).read_text())
-    except (OSError, ValueError):
-        return {}
+    return lz.heartbeat(cid) or {}
 
 
 def connected(lz: LandingZone, cid: str, proc: subprocess.Popen) -> bool:

@@ -234,11 +234,11 @@ def test_late_record_for_a_sealed_window_goes_to_the_next_seq(tmp_path):
             wait_for(lambda: accepted(c) == 1, what="first tx")
             key = wait_for(lambda: next((k for k in lz.windows("mempool") if lz.segment_files("mempool", k)
                                          and "c1" in lz.sealed_by(k)), None), what="window sealed and marked")
-            marker_before = (lz.window_dir("mempool", key) / "_SEALED.c1").read_text()
+            marker_before = lz.read_json(lz.sealed_marker(key, "c1"))
             late_ts = key_end_ms(key, 1) - 10  # received "in" the sealed window (e.g. a slow fetch)
             c._loop.call_soon_threadsafe(c.on_tx, c.lanes[0], objs[1], late_ts, True)
             wait_for(lambda: len(lz.segment_files("mempool", key)) == 2, what="late segment")
-            wait_for(lambda: (lz.window_dir("mempool", key) / "_SEALED.c1").read_text() != marker_before, what="marker rewritten")
+            wait_for(lambda: lz.read_json(lz.sealed_marker(key, "c1")) != marker_before, what="marker rewritten")
         names = [p.name for p in lz.segment_files("mempool", key)]
         assert names == ["c1-000000.parquet", "c1-000001.parquet"]
         assert lz.read_area("mempool", key).frame["hash"].to_list() == [objs[0]["hash"], objs[1]["hash"]]

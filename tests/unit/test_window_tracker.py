@@ -13,14 +13,8 @@ def _run(zone, state, at_ms, grace=30):
 
 
 def _beat(zone, cid, started_ms, beat_ms):
-    zone.write_heartbeat(cid, {"collector_id": cid, "started_ms": started_ms})
-    # heartbeat_ms is "now" when written; rewrite with the simulated clock
-    import json
-
-    path = zone.heartbeat_file(cid)
-    body = json.loads(path.read_text())
-    body["heartbeat_ms"] = beat_ms
-    path.write_text(json.dumps(body))
+    # on the simulated clock: the heartbeat is dated beat_ms, not now
+    zone.write_heartbeat(cid, {"collector_id": cid, "started_ms": started_ms}, at_ms=beat_ms)
 
 
 def test_open_window_is_never_requested(tmp_path):
