@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROTOCOL_REGISTRY = Path(__file__).resolve().parent / "configs" / "protocol_registry.mainnet.json"
 
 
 class SettingsError(ValueError):
@@ -129,6 +130,7 @@ class Settings:
     s3_prefix: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
+    protocol_registry: Path = DEFAULT_PROTOCOL_REGISTRY
 
     @property
     def landing_dir(self) -> Path:
@@ -156,6 +158,9 @@ class Settings:
         if not collector_id.replace("-", "").replace("_", "").isalnum():
             raise SettingsError(f"MEV_COLLECTOR_ID must be alphanumeric (with - or _), got {collector_id!r}")
         tools_dir = Path(env.get("MEV_TOOLS_DIR") or PROJECT_ROOT / "tools").expanduser().resolve()
+        protocol_registry = Path(env.get("MEV_PROTOCOL_REGISTRY") or DEFAULT_PROTOCOL_REGISTRY).expanduser().resolve()
+        if not protocol_registry.is_file():
+            raise SettingsError(f"MEV_PROTOCOL_REGISTRY: no such file {protocol_registry}")
         storage = _storage_settings(env)
         return cls(
             mev_home=mev_home,
@@ -177,6 +182,7 @@ class Settings:
             tools_dir=tools_dir,
             anvil_bin=env.get("MEV_ANVIL_BIN") or str(tools_dir / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
             traffic_rate=_float(env, "MEV_TRAFFIC_RATE", 15.0),
+            protocol_registry=protocol_registry,
             **storage,
         )
 
