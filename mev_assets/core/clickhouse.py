@@ -226,7 +226,10 @@ class LakeSession:
         try:
             return self._session.query(sql, output_format)
         except Exception as exc:  # chdb raises RuntimeError / ChdbError carrying ClickHouse's text
-            raise ClickHouseError.from_exception(exc) from None
+            error = ClickHouseError.from_exception(exc)
+        # a query naming a lake table that got no view fails as an unknown table: say why
+        why = [f"{t} has no view ({reason})" for t, reason in self.skipped.items() if re.search(rf"\b{t}\b", sql)]
+        raise ClickHouseError("; ".join([str(error), *why])) from None
 
     def command(self, sql: str) -> None:
         self._run(sql, "CSV")
@@ -299,8 +302,9 @@ class EmbeddedClickHouse:
         finally:
             try:
                 session.query(f"DROP DATABASE IF EXISTS {database}")
-            finally:
-                session.close()
+            except Exception:  # noqa: BLE001 - an in-memory database of views; never mask the real error
+                pass
+            session.close()
 
     def query_arrow(self, sql: str) -> pa.Table:
         with self.session() as session:

@@ -237,6 +237,21 @@ def test_filter_on_window_or_date_reads_only_those_files(tmp_path, lake_frames):
     assert "\n" not in message and message.startswith("Code: ") and str(corrupt) in message
 
 
+def test_unreadable_new_table_is_skipped_with_its_reason(tmp_path, lake_frames):
+    root = tmp_path / "lake"
+    write_lake_file(root, "mempool_transactions", W_REAL, lake_frames["mempool_transactions"][W_REAL])
+    broken = root / "mev_candidates" / f"date={TODAY}" / f"window={W_REAL}.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PAR1 truncated")
+    with EmbeddedClickHouse(LakeSource.directory(root)).session() as session:
+        assert "mev_candidates" not in session.views and "mev_candidates" in session.skipped
+        assert session.query_polars("SELECT count() AS n FROM mempool_transactions").item() > 0
+        with pytest.raises(ClickHouseError) as failure:
+            session.query_polars("SELECT count() FROM mev_candidates")
+    message = str(failure.value)
+    assert "UNKNOWN_TABLE" in message and "mev_candidates has no view (Code: " in message and "\n" not in message
+
+
 def test_empty_lake_has_typed_empty_tables(settings_factory):
     settings = settings_factory(MEV_CLICKHOUSE_URL="")  # embedded even if the shell names a server
     assert not settings.lake_dir.exists()
