@@ -436,10 +436,13 @@ class Registry:
 
     def selector_names(self) -> dict[str, tuple[str, str]]:
         """selector -> (protocol label, method name); the first protocol in file order wins."""
-        table: dict[str, tuple[str, str]] = {}
-        for proto in self.protocols:
-            for m in proto.methods:
-                table.setdefault(m.selector, (proto.label, m.name))
+        table = self.__dict__.get("_selector_names")
+        if table is None:
+            table = {}
+            for proto in self.protocols:
+                for m in proto.methods:
+                    table.setdefault(m.selector, (proto.label, m.name))
+            object.__setattr__(self, "_selector_names", table)
         return table
 
     def _by_address(self) -> dict[str, Protocol]:

@@ -1,31 +1,19 @@
-"""Name 4-byte method selectors from the shipped list of text signatures."""
+"""Name 4-byte method selectors (summaries, the demo) from the protocol registry."""
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
+from mev_assets.core.registry import Registry, load_registry, selector_of
 
-from eth_utils import keccak
+__all__ = ["describe_selector", "known_selectors", "selector_of"]
 
 
-def selector_of(signature: str) -> str:
-    return "0x" + keccak(text=signature)[:4].hex()
+def known_selectors(registry: Registry | None = None) -> dict[str, tuple[str, str]]:
+    """selector -> (protocol label, method name), from ``registry`` (default: the shipped one)."""
+    return (registry or load_registry()).selector_names()
 
 
-@lru_cache(maxsize=1)
-def known_selectors() -> dict[str, tuple[str, str]]:
-    """selector -> (group, method name)."""
-    data = json.loads(resources.files("mev_assets.configs").joinpath("method_signatures.json").read_text())
-    table: dict[str, tuple[str, str]] = {}
-    for group, signatures in data["signatures"].items():
-        for signature in signatures:
-            table.setdefault(selector_of(signature), (group, signature.split("(")[0]))
-    return table
-
-
-def describe_selector(selector: str) -> str:
+def describe_selector(selector: str, registry: Registry | None = None) -> str:
     if not selector:
         return "(no calldata: ETH transfer)"
-    found = known_selectors().get(selector.lower())
+    found = known_selectors(registry).get(selector.lower())
     return f"{found[0]}: {found[1]}" if found else f"unknown {selector}"
