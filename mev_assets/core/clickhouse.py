@@ -499,6 +499,11 @@ class Warehouse:
         )
         return frame.height
 
+    def load_lake_windows(self, lake, table: str, windows: list[str]) -> dict[str, int]:
+        """Load windows of ``table`` from the Parquet lake (a :class:`mev_assets.core.lake.Lake`),
+        one idempotent :meth:`load_window` each: backfills, replays, a server added later."""
+        return {window: self.load_window(table, window, lake.read_window(table, window)) for window in windows}
+
     def _next_version(self, table: str, window_sql: str) -> int:
         """Now in µs, but always above the window's last version (a clock step back must not
         let an older load win)."""

@@ -460,6 +460,16 @@ def test_window_loads_are_idempotent(warehouse, lake_frames):
     assert count(warehouse, "mempool_transactions", where) == 0
 
 
+def test_lake_windows_load_into_the_server_tables(warehouse, lake_root, lake_frames):
+    warehouse.migrate()
+    lake = Lake(pafs.LocalFileSystem(), str(lake_root))
+    for _ in range(2):
+        for table in TABLES:
+            loaded = warehouse.load_lake_windows(lake, table, lake.windows(table))
+            assert loaded == {w: f.height for w, f in sorted(lake_frames[table].items())}
+    assert count(warehouse, "mempool_transactions") == sum(f.height for f in lake_frames["mempool_transactions"].values())
+
+
 def test_window_load_rejects_bad_input(warehouse, lake_frames):
     warehouse.migrate()
     frame = lake_frames["mempool_transactions"][W_NEXT]
