@@ -14,7 +14,10 @@ def settings_factory(tmp_path, monkeypatch):
     def make(**env: str) -> Settings:
         base = {"MEV_HOME": str(tmp_path / "mev_home"), "MEV_METRICS_PORT": "0"}
         base.update({k: str(v) for k, v in env.items()})
-        for key in ("DAGSTER_HOME", "MEV_SOURCES", "MEV_CHAIN_ID", "MEV_WINDOW_SECONDS", "MEV_COLLECTOR_ID"):
+        for key in (
+            "DAGSTER_HOME", "MEV_SOURCES", "MEV_CHAIN_ID", "MEV_WINDOW_SECONDS", "MEV_COLLECTOR_ID",
+            "MEV_CLICKHOUSE_URL", "MEV_RETENTION_DAYS", "MEV_STORAGE", "MEV_PROTOCOL_REGISTRY",
+        ):
             monkeypatch.delenv(key, raising=False)
         for key, value in base.items():
             monkeypatch.setenv(key, value)
