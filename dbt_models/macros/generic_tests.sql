@@ -28,3 +28,21 @@ select *
 from {{ model }}
 where not coalesce(({{ expression }}), false)
 {% endtest %}
+
+
+{% test rows_exist_in(model, to, columns) %}
+{#- Fails with every key of the model that `to` lacks: a relationships test over several columns.
+    `to` is filtered by the same `where` as the model, so both sides cover the same windows. -#}
+with child as (
+    select distinct {{ columns | join(', ') }} from {{ model }}
+),
+
+parent as (
+    select distinct {{ columns | join(', ') }} from {{ get_where_subquery(to) }}
+)
+
+select child.*
+from child
+left join parent on {% for column in columns %}parent.{{ column }} = child.{{ column }}{% if not loop.last %} and {% endif %}{% endfor %}
+where parent.{{ columns[0] }} is null
+{% endtest %}

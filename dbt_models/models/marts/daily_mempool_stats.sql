@@ -3,7 +3,7 @@
 -- Fee percentiles interpolate linearly between ranks (quantile_cont) over the day's transactions.
 with txs as (
     select * from {{ ref('stg_mempool_transactions') }}
-    {{ rollup_dates_filter('date') }}
+    {{ rollup_windows_filter() }}
 )
 select
     date,

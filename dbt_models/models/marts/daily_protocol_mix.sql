@@ -11,7 +11,7 @@ with features as (
         decode_status,
         sender
     from {{ ref('stg_tx_features') }}
-    {{ rollup_dates_filter('date') }}
+    {{ rollup_windows_filter() }}
 ),
 
 day_txs as (

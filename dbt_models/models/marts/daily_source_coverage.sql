@@ -9,13 +9,13 @@
 with day_txs as (
     select date, count(*) as tx_count
     from {{ ref('stg_mempool_transactions') }}
-    {{ rollup_dates_filter('date') }}
+    {{ rollup_windows_filter() }}
     group by date
 ),
 
 stats as (
     select * from {{ ref('stg_mempool_source_stats') }}
-    {{ rollup_dates_filter('date') }}
+    {{ rollup_windows_filter() }}
 )
 
 select
