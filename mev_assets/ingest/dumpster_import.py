@@ -222,7 +222,6 @@ class _TextSource:
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
-        self.size = path.stat().st_size
 
     def open(self) -> tuple[Any, _CountingReader, list]:
         raw = open(self.path, "rb")

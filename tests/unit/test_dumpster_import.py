@@ -388,12 +388,30 @@ def test_sourcelog_sightings_join_their_transaction_window(tmp_path):
     assert late.height == 12 and (late["timestamp_ms"] >= T0 + 59_000).all()
     assert window_key(T0 + 60_000, 60) not in rep.windows or lz.read_area("mempool", window_key(T0 + 60_000, 60)).frame.height
 
-    # headerless sourcelog files are accepted too
+    # headerless sourcelog files are accepted too, and Parquet ones (as mempool-dumpster-rs converts them)
     s2 = settings_for(tmp_path / "second")
-    rep2 = import_dumpster([tx_path], LandingZone(s2.landing_dir), s2,
-                           sourcelog_paths=[write_sourcelog(tmp_path / "nohead.csv", log_rows[:6], header=False)],
-                           progress=False)
-    assert rep2.sightings == 6
+    log_parquet = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"timestamp": pa.array([t for t, _, _ in log_rows[6:9]], pa.timestamp("ms")),
+                             "hash": [h for _, h, _ in log_rows[6:9]], "source": [s for _, _, s in log_rows[6:9]]}),
+                   log_parquet)
+    rep2 = import_dumpster([tx_path], LandingZone(s2.landing_dir), s2, progress=False, sourcelog_paths=[
+        write_sourcelog(tmp_path / "nohead.csv", log_rows[:6], header=False), log_parquet])
+    assert (rep2.sourcelog_rows, rep2.sightings) == (9, 9)
+
+
+def test_bytes_that_are_not_utf8_quarantine_only_their_row(tmp_path):
+    objs = rpc_objects()[:3]
+    text = csv_text([dumpster_row(o, T0 + i, ["local"]) for i, o in enumerate(objs)])
+    lines = text.encode().split(b"\n")
+    lines[2] = lines[2].replace(b",local,", b",loc\xffal,")  # the second row
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"\n".join(lines))
+    s = settings_for(tmp_path)
+    lz = LandingZone(s.landing_dir)
+    rep = import_dumpster([path], lz, s, progress=False)
+    assert (rep.accepted, rep.quarantined) == (2, {"bad_field": 1})
+    assert "sources is not UTF-8" in quarantined(lz, s.landing_dir)["reason"][0]
+    assert objs[1]["hash"] not in landed(lz)["hash"].to_list()
 
 
 @pytest.mark.timeout(120)
