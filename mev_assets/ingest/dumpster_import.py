@@ -806,11 +806,13 @@ class _Importer:
         if frame.is_empty():
             return
         key = key_for_start_ms(start)
-        seq = self.seq.get((area, start), 0)
-        self.seq[(area, start)] = seq + 1
-        self.lz.write_segment(area, key, self.cid, seq, frame.sort("timestamp_ms", maintain_order=True))
+        frame = frame.sort("timestamp_ms", maintain_order=True)
+        for offset in range(0, frame.height, self.segment_rows):  # segments of at most segment_rows rows
+            seq = self.seq.get((area, start), 0)
+            self.seq[(area, start)] = seq + 1
+            self.lz.write_segment(area, key, self.cid, seq, frame.slice(offset, self.segment_rows))
+            self.report.segments += 1
         self.written.add(start)
-        self.report.segments += 1
 
     def _flush_due(self, area: str, watermark: int | None) -> None:
         """Write the windows the stream has moved past, then whatever exceeds the memory budget."""

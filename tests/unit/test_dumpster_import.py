@@ -457,6 +457,16 @@ def test_unsorted_input_and_small_buffers_give_extra_segments_not_lost_rows(tmp_
     assert txs.height == len(objs) and txs["hash"].n_unique() == len(objs)
     assert all(lz.sealed_by(k) == {rep.collector_id} for k in rep.windows)
 
+    # sorted input, windows larger than a segment: several segments per window, in seq order
+    s2 = settings_for(tmp_path / "sorted")
+    lz2 = LandingZone(s2.landing_dir)
+    ordered = write_csv(tmp_path / "sorted.csv", sorted(rows, key=lambda r: r["timestamp"]))
+    rep2 = import_dumpster([ordered], lz2, s2, progress=False, segment_rows=8)
+    names = [p.name for k in rep2.windows for p in segments_of(s2.landing_dir, k)]
+    assert len(names) >= len(objs) // 8 and names[:2] == [f"{rep2.collector_id}-000000.parquet",
+                                                         f"{rep2.collector_id}-000001.parquet"]
+    assert landed(lz2).height == len(objs)
+
 
 def test_files_that_cannot_be_imported_fail_before_anything_is_written(tmp_path):
     s = settings_for(tmp_path)
