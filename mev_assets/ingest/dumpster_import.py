@@ -318,8 +318,9 @@ def _check_columns(inp: _InputFile, what: str) -> None:
         if "raw_tx" not in inp.names:
             missing += [c for c in SUMMARY_COLUMNS if c not in inp.names]
     if missing:
-        spelled = [TX_COLUMN_ALIASES.get(c, SOURCELOG_COLUMN_ALIASES.get(c, (c,)))[0] for c in missing]
         found = inp.header if inp.header is not None else list(inp.names.values())
+        snake = any("_" in name for name in found)  # name the columns in the file's own convention
+        spelled = [TX_COLUMN_ALIASES.get(c, SOURCELOG_COLUMN_ALIASES.get(c, (c,)))[-1 if snake else 0] for c in missing]
         raise DumpsterImportError(
             f"{inp.path}: not a mempool-dumpster {what} file: missing column(s) {', '.join(spelled)} "
             f"(found {', '.join(found[:24]) if found else 'none'})"

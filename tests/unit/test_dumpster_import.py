@@ -480,7 +480,7 @@ def test_files_that_cannot_be_imported_fail_before_anything_is_written(tmp_path)
     not_sourcelog.write_text("when,what\n1,2\n")
     cases = [
         ([good, no_header], [], "first line is not a header"),
-        ([good, missing], [], "missing column(s) from, to, value, nonce, gas, gasPrice"),
+        ([good, missing], [], "missing column(s) from, to, value, nonce, gas, gas_price"),
         ([good], [not_sourcelog], "not a mempool-dumpster sourcelog file"),
         ([good, tmp_path / "absent.parquet"], [], "no such file"),
     ]
