@@ -223,6 +223,8 @@ class LandingZone:
         """:meth:`fingerprint` of many windows from one listing per area (what a sensor wants on S3)."""
         if not keys:
             return {}
+        if self.is_local:  # a directory listing per window is cheaper than walking the area
+            return {k: self.fingerprint(k) for k in keys}
         wanted = set(keys)
         by_window: dict[str, dict[str, list[StoredObject]]] = {k: {"mempool": [], "sourcelog": []} for k in wanted}
         for area in ("mempool", "sourcelog"):

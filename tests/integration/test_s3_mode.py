@@ -8,6 +8,7 @@ bucket (the Dagster I/O), and under $MEV_HOME only the WAL and the Dagster insta
 from __future__ import annotations
 
 import json
+import uuid
 
 import boto3
 import polars as pl
@@ -30,13 +31,13 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-BUCKET = "mev-e2e"
 PREFIX = "team/mev"
 
 
 @pytest.fixture
 def s3_server(monkeypatch):
-    """A moto S3 server on 127.0.0.1 with one bucket; credentials only in this test's environment."""
+    """A moto S3 server on 127.0.0.1 with a fresh bucket (moto keeps buckets per process, so every
+    test gets its own name); credentials only in this test's environment."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "moto-test-key",
         "AWS_SECRET_ACCESS_KEY": "moto-test-secret",
@@ -51,51 +52,53 @@ def s3_server(monkeypatch):
     server.start()
     url = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
+    bucket = f"mev-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
     try:
-        yield url, client
+        yield url, client, bucket
     finally:
         server.stop()
 
 
-def _keys(client, prefix: str) -> list[str]:
+def _keys(client, bucket: str, prefix: str) -> list[str]:
     keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return sorted(keys)
 
 
-def _s3_env(url: str, **extra) -> dict:
-    return {"MEV_STORAGE": "s3", "MEV_S3_BUCKET": BUCKET, "MEV_S3_PREFIX": PREFIX, "MEV_S3_ENDPOINT_URL": url, **extra}
+def _s3_env(url: str, bucket: str) -> dict:
+    return {"MEV_STORAGE": "s3", "MEV_S3_BUCKET": bucket, "MEV_S3_PREFIX": PREFIX, "MEV_S3_ENDPOINT_URL": url}
 
 
 @pytest.mark.timeout(240)
 def test_collector_sensor_and_assets_run_on_s3(settings_factory, s3_server, tmp_path):
-    url, client = s3_server
+    url, client, bucket = s3_server
     n = 60
     chain = dict(MEV_WINDOW_SECONDS=2, MEV_CHAIN_ID=31337, MEV_SEAL_DELAY_MS=300, MEV_GRACE_SECONDS=60)
     base = settings_factory(**chain)
     devnet = start_devnet(base, block_time=1, traffic=False, searcher=False, state_dir=tmp_path / "devnet")
     try:
         settings = settings_factory(
-            **chain, **_s3_env(url), MEV_SOURCES=f"primary={devnet.ws_url},secondary={devnet.ws_url}",
+            **chain, **_s3_env(url, bucket), MEV_SOURCES=f"primary={devnet.ws_url},secondary={devnet.ws_url}",
             MEV_COLLECTOR_ID="s3c", MEV_METRICS_PORT=free_port(),
         )
         with CollectorThread(settings) as ct:
-            assert ct.collector.lz.location == f"s3://{BUCKET}/{PREFIX}/landing"
+            assert ct.collector.lz.location == f"s3://{bucket}/{PREFIX}/landing"
             wait_for(lambda: all(lane.connected for lane in ct.collector.lanes), 30, "both subscriptions")
             sent = devnet.run_traffic(count=n)
-            wait_for(lambda: ct.collector.accepted_total >= n, 60, f"{n} accepted")
-        expected = {h.lower() for h in sent.hashes}
+            expected = {h.lower() for h in sent.hashes}
+            # accepted from one source and seen by the other too (bits 1 and 2), before we stop
+            wait_for(lambda: all(ct.collector.seen.get(h) == 3 for h in expected), 60, f"{n} seen by both sources")
     finally:
         devnet.stop()
 
     # the collector wrote segments, markers and its heartbeat into the bucket
-    landing = _keys(client, f"{PREFIX}/landing/")
+    landing = _keys(client, bucket, f"{PREFIX}/landing/")
     segments = [k for k in landing if k.startswith(f"{PREFIX}/landing/mempool/window=") and k.endswith(".parquet")]
     assert segments and all(k.rsplit("/", 1)[1].startswith("s3c-") for k in segments)
     assert any(k.endswith("/_SEALED.s3c") for k in landing)
-    beat = json.loads(client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/landing/_collectors/s3c.json")["Body"].read())
+    beat = json.loads(client.get_object(Bucket=bucket, Key=f"{PREFIX}/landing/_collectors/s3c.json")["Body"].read())
     assert beat["stopped"] is True and beat["accepted"] >= n
 
     zone = LandingZone.from_settings(settings)
@@ -112,10 +115,10 @@ def test_collector_sensor_and_assets_run_on_s3(settings_factory, s3_server, tmp_
         assert not failed, [e.message for e in instance.all_logs(failed[0].run_id)][-5:] if failed else None
         meta = instance.fetch_materializations(AssetKey("mempool_transactions"), limit=1).records[0]
         lake_url = meta.asset_materialization.metadata["lake_file"].value
-        assert lake_url.startswith(f"s3://{BUCKET}/{PREFIX}/lake/mempool_transactions/date=")
+        assert lake_url.startswith(f"s3://{bucket}/{PREFIX}/lake/mempool_transactions/date=")
 
     # the assets' outputs are the lake's files in the bucket, one per (table, window)
-    lake_keys = _keys(client, f"{PREFIX}/lake/")
+    lake_keys = _keys(client, bucket, f"{PREFIX}/lake/")
     for table in ("mempool_transactions", "mempool_source_stats"):
         assert [k for k in lake_keys if k.startswith(f"{PREFIX}/lake/{table}/")] == [
             f"{PREFIX}/lake/{table}/date={w[:10]}/window={w}.parquet" for w in windows
@@ -127,7 +130,7 @@ def test_collector_sensor_and_assets_run_on_s3(settings_factory, s3_server, tmp_
     # mempool_source_stats loaded mempool_transactions back from S3 (its input): both sources saw all
     stats = lake.read_windows("mempool_source_stats", windows)
     assert stats.group_by("source").agg(pl.col("txs_seen").sum()).sort("source").rows() == [("primary", n), ("secondary", n)]
-    assert lake_glob(settings, "mempool_transactions") == f"s3://{BUCKET}/{PREFIX}/lake/mempool_transactions/date=*/window=*.parquet"
+    assert lake_glob(settings, "mempool_transactions") == f"s3://{bucket}/{PREFIX}/lake/mempool_transactions/date=*/window=*.parquet"
 
     # nothing under $MEV_HOME but the WAL (only its lock is left) and the Dagster instance
     home = settings.mev_home
@@ -140,8 +143,8 @@ def test_collector_sensor_and_assets_run_on_s3(settings_factory, s3_server, tmp_
 
 @pytest.mark.timeout(60)
 def test_landing_zone_on_s3_reads_writes_and_quarantines_like_a_local_one(settings_factory, s3_server, tmp_path):
-    url, client = s3_server
-    settings = settings_factory(**_s3_env(url))
+    url, client, bucket = s3_server
+    settings = settings_factory(**_s3_env(url, bucket))
     zone = LandingZone.from_settings(settings)
     assert isinstance(zone.store, S3Store) and zone.wal_dir("c1") == settings.landing_dir / "_wal" / "c1"
     local = LandingZone(tmp_path / "local")
@@ -165,14 +168,14 @@ def test_landing_zone_on_s3_reads_writes_and_quarantines_like_a_local_one(settin
     q.write(w1, quarantine_record(key_start_ms(w1) + 2, "a", "c1", "bad_rlp: second", "0x02"))
     q.close()
     zone.append_quarantine(w1, "c1-other", [quarantine_record(key_start_ms(w1) + 3, "b", "c1-other", "wrong_chain_id: x", {})])
-    objects = _keys(client, f"{PREFIX}/landing/_quarantine/window={w1}/")
+    objects = _keys(client, bucket, f"{PREFIX}/landing/_quarantine/window={w1}/")
     assert len(objects) == 3 and all(k.endswith(".jsonl") for k in objects)
     reasons = zone.read_quarantine(w1).sort("timestamp_ms")["reason"].to_list()
     assert reasons == ["bad_rlp: first", "bad_rlp: second", "wrong_chain_id: x"]
     assert [r["payload"] for r in zone.quarantine_records(w1, "c1")] == ["0x01", "0x02"]  # not c1-other's
 
     # an unreadable segment is moved aside with its reason, not fatal, not lost
-    client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/landing/mempool/window={w1}/c9-000000.parquet", Body=b"not parquet")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}/landing/mempool/window={w1}/c9-000000.parquet", Body=b"not parquet")
     read = zone.read_area("mempool", w1)
     assert read.frame.height == 3 and [c.path for c in read.corrupt] == [f"_quarantine/segments/mempool.window={w1}.c9-000000.parquet"]
     assert zone.store.get(read.corrupt[0].path) == b"not parquet"
