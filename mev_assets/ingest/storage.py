@@ -38,8 +38,9 @@ class StoreError(OSError):
 class StoredObject:
     """A file or object of a store: its key (relative to the store's root) and size in bytes.
 
-    Objects of a :class:`LocalStore` also carry their ``path`` and are path-like
-    (``pl.read_parquet(obj)`` works); objects of an S3 store are read through their store.
+    Objects of a :class:`LocalStore` also carry their ``path`` and are ``os.PathLike`` (pyarrow
+    and ``open`` take them; polars wants ``obj.path``); objects of an S3 store have no path and
+    are read through their store (:meth:`LandingZone.read_segment` serves both).
     """
 
     key: str
