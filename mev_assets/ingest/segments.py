@@ -8,10 +8,11 @@ Commit protocol of a batch ``(key, seq)`` of collector ``cid``:
 2. ``sourcelog/window=<key>/<cid>-<seq>.parquet`` (only when the batch has sightings)
 3. ``mempool/window=<key>/<cid>-<seq>.parquet``   ALWAYS, even with zero rows: the commit point
 
-Each file is written atomically - locally to a temp name, fsynced and renamed; on S3 as one PUT -
-so a crash leaves either the whole file or nothing. Because the names are deterministic, redoing a batch after a crash
-rewrites the same files with the same content: the mempool segment existing means the batch is
-sealed, and its write-ahead log can be deleted without replay (no duplicates).
+Each file is written atomically - locally to a temp name, fsynced and renamed; on S3 as one
+PUT - so a crash leaves either the whole file or nothing. Because the names are deterministic,
+redoing a batch after a crash rewrites the same files with the same content: the mempool segment
+existing means the batch is sealed, and its write-ahead log can be deleted without replay (no
+duplicates).
 
 ``_SEALED.<cid>`` (the window marker) is written separately, once the window has closed.
 """
