@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from mev_assets.assets.transactions import WAREHOUSE, WINDOW_ASSETS
-from mev_assets.jobs import mempool_window_job
+from mev_assets.assets import PER_WINDOW_ASSETS
+from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
+from mev_assets.assets.transactions import WAREHOUSE
+from mev_assets.jobs import daily_rollups_job, mempool_window_job
+from mev_assets.resources.clickhouse import build_clickhouse_resource
+from mev_assets.resources.registry import ProtocolRegistryResource
 from mev_assets.resources.warehouse import storage_resources
+from mev_assets.schedules import daily_rollups_schedule
 from mev_assets.sensors.mempool_window_sensor import build_mempool_window_sensor
 from mev_assets.settings import Settings
 
 
 def build_definitions(settings: Settings) -> Definitions:
     settings.mev_home.mkdir(parents=True, exist_ok=True)
+    # dbt reads the DuckDB warehouse, which exists in local storage mode only (docs/dbt.md).
+    with_dbt = settings.storage == "local"
     return Definitions(
-        assets=WINDOW_ASSETS,
-        jobs=[mempool_window_job],
+        assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
+        jobs=[mempool_window_job, *([daily_rollups_job] if with_dbt else [])],
+        schedules=[daily_rollups_schedule] if with_dbt else [],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
-        # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
-        resources=storage_resources(settings, warehouse_key=WAREHOUSE),
+        resources={
+            # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
+            **storage_resources(settings, warehouse_key=WAREHOUSE),
+            "protocol_registry": ProtocolRegistryResource(path=str(settings.protocol_registry)),
+            "clickhouse": build_clickhouse_resource(settings),
+            **({"dbt": build_dbt_resource(settings)} if with_dbt else {}),
+        },
     )
 
 

@@ -1,0 +1,80 @@
+"""``tx_features``: what each pending transaction is and how it bids for inclusion."""
+
+import math
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from mev_assets.assets.transactions import WINDOW_TABLE
+from mev_assets.core.calldata import decode_calldata
+from mev_assets.core.fee_features import fee_features
+from mev_assets.core.windows import key_for_start_ms, key_start_ms
+from mev_assets.resources.landing_zone import LandingZoneResource
+from mev_assets.resources.registry import ProtocolRegistryResource
+
+# Heads older than this before the window cannot be the head a pending tx saw (blocks are ~12 s).
+HEAD_LOOKBACK_SECONDS = 60
+IDENTITY_COLUMNS = ["window", "timestamp_ms", "hash", "from", "to", "tx_type", "nonce"]
+
+
+def head_windows(window: str, window_seconds: int) -> list[str]:
+    """This window and enough earlier ones to hold the latest head before its first tx."""
+    back = math.ceil(HEAD_LOOKBACK_SECONDS / window_seconds)
+    start = key_start_ms(window)
+    return [key_for_start_ms(start - i * window_seconds * 1000) for i in range(back, -1, -1)]
+
+
+def build_tx_features(txs: pl.DataFrame, blocks: pl.DataFrame, window: str, registry) -> pl.DataFrame:
+    decoded = decode_calldata(txs.select("hash", "from", "to", "value", "input"), registry)
+    fees = fee_features(txs, blocks, window)
+    return (
+        txs.select(IDENTITY_COLUMNS)
+        .join(decoded, on="hash", how="left")
+        .join(fees, on="hash", how="left")
+        .sort("timestamp_ms", "hash")
+    )
+
+
+def decode_summary(table: pl.DataFrame) -> dict:
+    total = max(table.height, 1)
+    by_protocol = (
+        table.filter(pl.col("decode_status") == "decoded")
+        .group_by(pl.col("protocol").fill_null("(generic)"))
+        .agg(pl.len().alias("n"))
+        .sort("n", descending=True)
+    )
+    by_status = table.group_by("decode_status").agg(pl.len().alias("n")).sort("n", descending=True)
+    return {
+        "decoded_share_by_protocol": {p: round(n / total, 4) for p, n in by_protocol.iter_rows()},
+        "status_share": {s: round(n / total, 4) for s, n in by_status.iter_rows()},
+        "undecoded_share": round(
+            table.filter(pl.col("decode_status").is_in(["unknown_selector", "error", "classified"])).height / total, 4
+        ),
+    }
+
+
+@asset(group_name="features", **WINDOW_TABLE)
+def tx_features(
+    context: AssetExecutionContext,
+    landing_zone: LandingZoneResource,
+    protocol_registry: ProtocolRegistryResource,
+    mempool_transactions: pl.DataFrame,
+) -> pl.DataFrame:
+    """Per pending transaction: protocol, method and the swap it asks for (decoded with the
+    config-driven protocol registry), and its fee bid against the window's base fee."""
+    window = context.partition_key
+    zone = landing_zone.zone()
+    frames = [zone.read_area("blocks", key).frame for key in head_windows(window, landing_zone.window_seconds)]
+    blocks = pl.concat(frames, how="vertical")
+    table = build_tx_features(mempool_transactions, blocks, window, protocol_registry.load())
+    summary = decode_summary(table)
+    context.add_output_metadata(
+        {
+            "dagster/row_count": table.height,
+            "heads_seen": blocks.height,
+            "undecoded_share": summary["undecoded_share"],
+            "decoded_share_by_protocol": MetadataValue.json(summary["decoded_share_by_protocol"]),
+            "decode_status_share": MetadataValue.json(summary["status_share"]),
+        }
+    )
+    return table
