@@ -94,11 +94,9 @@ _SEMANTIC: dict[str, pl.DataType] = {
     "commands": pl.List(pl.String),
     "args_json": pl.String,
 }
-_SWAP_COLUMNS = ("swap_kind", "token_in", "token_out", "amount_in", "amount_out", "amount_out_min", "amount_in_max",
-                 "path", "fee_tiers", "recipient")
 
 _INTEGER_TEXT = ("amount_in", "amount_out", "amount_out_min", "amount_in_max", "args_json")
-MAX_NESTING = 4  # multicall inside multicall ...: deeper calldata is reported, not followed
+MAX_NESTING = 4
 _ARG = "@"  # prefix of decoded-argument columns (parameters may be called "to" or "value")
 _Z = "0" * 64
 
@@ -373,63 +371,76 @@ _OFFSET_PATTERN = "0{56}[0-9a-f]{8}"
 class _Plan:
     """Builds polars expressions that decode an ABI parameter list from a hex column.
 
-    Positions are in hex characters. ``checks`` collects (condition, message) pairs in the order
-    the data is read (bounds before content); the first true one is a row's error. Checks of words
-    at fixed positions (the top-level head) are summed up in ``head_patterns``, one regex for the
-    fast pass; their detailed forms are only evaluated for rows that fail (see _vector_args).
+    Positions are in hex characters. ``checks`` collects (condition, message, fast, detail) in the
+    order the data is read (bounds before content). The fast pass ORs the ``fast`` conditions over
+    every row; the detailed pass (rows that failed only, see _vector_args) reports the first true
+    ``detail`` condition. The words of a head (the parameters' own words and offsets) are checked
+    in the fast pass by one regex per tuple; their per-word checks are detail-only.
     """
 
     def __init__(self, hexs: pl.Expr, nchars: pl.Expr | None):
         self.hex = hexs
         self.n = nchars
-        self.checks: list[tuple[pl.Expr, pl.Expr | str, bool]] = []  # (bad, message, covered by the head regex)
+        self.checks: list[tuple[pl.Expr, pl.Expr | str | None, bool, bool]] = []
         self.byte_arrays: list[str] = []
-        self.head_patterns: list[str] = []
+        # positions and lengths read from the data, materialised once as columns in dependency
+        # order (stage i only reads columns of earlier stages) instead of being recomputed in
+        # every expression that needs them
+        self.stages: list[list[pl.Expr]] = []
+
+    def column(self, expr: pl.Expr, stage: int) -> pl.Expr:
+        while len(self.stages) <= stage:
+            self.stages.append([])
+        name = f"_p{sum(len(s) for s in self.stages)}"
+        self.stages[stage].append(expr.alias(name))
+        return pl.col(name)
 
     def word(self, pos: pl.Expr) -> pl.Expr:
         return self.hex.str.slice(pos, 64)
 
     def bad(self, cond: pl.Expr, message: pl.Expr | str, in_head: bool = False) -> None:
-        self.checks.append((cond, message, in_head))
+        self.checks.append((cond, message, not in_head, True))
 
     def detailed_error(self) -> pl.Expr:
-        if not self.checks:
+        details = [(c, m) for c, m, _, detail in self.checks if detail]
+        if not details:
             return pl.lit(None, pl.String)
-        return pl.coalesce([pl.when(c).then(m if isinstance(m, pl.Expr) else pl.lit(m)) for c, m, _ in self.checks])
+        return pl.coalesce([pl.when(c).then(m if isinstance(m, pl.Expr) else pl.lit(m)) for c, m in details])
 
-    def fast_bad(self, head_start: int, head_chars: int) -> pl.Expr:
-        conds = [c for c, _, in_head in self.checks if not in_head]
-        if self.head_patterns:
-            head = self.hex.str.slice(head_start, head_chars)
-            conds.insert(0, ~head.str.contains("^" + "".join(self.head_patterns) + "$"))
+    def fast_bad(self) -> pl.Expr:
         out = pl.lit(False)
-        for c in conds:
-            out = out | c.fill_null(True)
+        for c, _, fast, _ in self.checks:
+            if fast:
+                out = out | c.fill_null(True)
         return out
 
-    def params(self, params: tuple[Param, ...], base: pl.Expr, prefix: str, top: bool = False) -> list[pl.Expr]:
+    def params(self, params: tuple[Param, ...], base: pl.Expr, prefix: str, top: bool = False,
+               stage: int = 0) -> list[pl.Expr]:
+        """Decode ``params`` whose head starts at ``base`` (which only needs columns of stages
+        before ``stage``)."""
         out = []
         head = 0
         head_words = sum(p.type.head_words for p in params)
+        if not top and self.n is not None:
+            self.bad(base + head_words * 64 > self.n, f"{prefix.rstrip('.')}: tuple runs past the end of the calldata")
+        if self.n is not None and head_words:
+            pattern = "".join(_OFFSET_PATTERN if p.type.is_dynamic else _word_pattern(p.type) for p in params)
+            self.checks.append((~self.hex.str.slice(base, head_words * 64).str.contains(f"^{pattern}$"), None, True, False))
         for p in params:
             label = f"{prefix}{p.name}"
             pos = base + head * 64
             if p.type.is_dynamic:
                 assert self.n is not None
                 w = self.word(pos)
-                if top:
-                    self.head_patterns.append(_OFFSET_PATTERN)
-                self.bad(w.str.slice(0, 56) != _Z[:56], f"{label}: offset out of range", in_head=top)
+                self.bad(w.str.slice(0, 56) != _Z[:56], f"{label}: offset out of range", in_head=True)
                 offset = w.str.slice(56).str.to_integer(base=16, strict=False)
                 # like eth-abi: an offset into the head is malformed, even if the bytes there happen to parse
                 self.bad(offset < head_words * 32, f"{label}: offset points into the head")
-                start = base + offset * 2
+                start = self.column(base + offset * 2, stage)
                 self.bad(start + 64 > self.n, f"{label}: offset points past the end of the calldata")
-                expr = self.dynamic(p.type, start, label, top)
+                expr = self.dynamic(p.type, start, label, top, stage + 1)
             else:
-                if top:
-                    self.head_patterns.append(_word_pattern(p.type))
-                expr = self.static(p.type, pos, label, in_head=top)
+                expr = self.static(p.type, pos, label, in_head=self.n is not None)
             out.append(expr.alias(_ARG + p.name if top else p.name))
             head += p.type.head_words
         return out
@@ -487,10 +498,10 @@ class _Plan:
         self.bad(w.str.slice(0, 56) != _Z[:56], f"{label}: length out of range")
         return w.str.slice(56).str.to_integer(base=16, strict=False)
 
-    def dynamic(self, t: AbiType, start: pl.Expr, label: str, top: bool) -> pl.Expr:
+    def dynamic(self, t: AbiType, start: pl.Expr, label: str, top: bool, stage: int) -> pl.Expr:
         assert self.n is not None
         if t.kind == "bytes":
-            size = self.length(start, label)
+            size = self.column(self.length(start, label), stage)
             data = start + 64
             padded = (size + 31) // 32 * 64
             self.bad(data + padded > self.n, f"{label}: bytes run past the end of the calldata")
@@ -498,9 +509,9 @@ class _Plan:
                      f"{label}: bytes have non-zero padding")
             return _concat("0x", self.hex.str.slice(data, size * 2))
         if t.kind == "tuple":
-            return pl.struct(self.params(t.components, start, label + "."))
+            return pl.struct(self.params(t.components, start, label + ".", stage=stage))
         if t.kind == "array" and t.length is None and t.item is not None and not t.item.is_dynamic:
-            count = self.length(start, label)
+            count = self.column(self.length(start, label), stage)
             size = t.item.head_words * 64
             self.bad(start + 64 + count * size > self.n, f"{label}: array runs past the end of the calldata")
             region = self.hex.str.slice(start + 64, count * size)
@@ -509,12 +520,12 @@ class _Plan:
             item = inner.static(t.item, pl.lit(0), f"{label}[]")
             # fast pass: every element matches the item's pattern; detail: which check failed
             self.bad(~region.str.contains(f"^(?:{_word_pattern(t.item)})*$"), pl.coalesce(
-                [pl.when(chunks.list.eval(cond).list.any()).then(pl.lit(msg)) for cond, msg, _ in inner.checks]
+                [pl.when(chunks.list.eval(cond).list.any()).then(pl.lit(msg)) for cond, msg, _, _ in inner.checks]
                 + [pl.lit(f"{label}: malformed element")]))
             return chunks.list.eval(item)
         if t.canonical == "bytes[]" and top:
             # elements are addressed by per-element offsets: resolved after the select (explode)
-            count = self.length(start, label)
+            count = self.column(self.length(start, label), stage)
             self.bad(start + 64 + count * 64 > self.n, f"{label}: offsets run past the end of the calldata")
             region = self.hex.str.slice(start + 64, count * 64)
             self.bad(~region.str.contains(f"^(?:{_OFFSET_PATTERN})*$"), f"{label}: element offset out of range")
@@ -563,6 +574,7 @@ def _resolve_byte_arrays(frame: pl.DataFrame, name: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class _Compiled:
+    stages: list[list[pl.Expr]]  # position columns, in dependency order
     values: list[pl.Expr]  # @name columns
     fast_bad: pl.Expr  # True where any check fails (cheap: the head is one regex)
     detail: pl.Expr  # the first failing check's message (evaluated on failing rows only)
@@ -580,7 +592,7 @@ def _compile(params: tuple[Param, ...], base: int) -> _Compiled:
                  pl.format("calldata has {} argument byte(s), the parameters need at least {}",
                            (pl.col("_n") - base) // 2, pl.lit(head // 2)))
     values = plan.params(params, pl.lit(base, pl.Int64), "", top=True)
-    return _Compiled(values, plan.fast_bad(base, head), plan.detailed_error(), tuple(plan.byte_arrays))
+    return _Compiled(plan.stages, values, plan.fast_bad(), plan.detailed_error(), tuple(plan.byte_arrays))
 
 
 def _vector_args(group: pl.DataFrame, params: tuple[Param, ...], base: int) -> pl.LazyFrame:
@@ -590,6 +602,8 @@ def _vector_args(group: pl.DataFrame, params: tuple[Param, ...], base: int) -> p
     c = _compile(params, base)
     frame = group.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "_hex",
                          pl.col("_hex").str.len_bytes().cast(pl.Int64).alias("_n"))
+    for stage in c.stages:
+        frame = frame.with_columns(stage)
     frame = frame.with_columns(*c.values, c.fast_bad.alias("_bad"))
     item_errors = None
     for name in c.byte_arrays:
