@@ -57,7 +57,7 @@ def import_raw(files: tuple[Path, ...], collector_id: str | None) -> None:
     from mev_assets.ingest.raw_import import import_raw_lines
 
     settings = _settings()
-    zone = LandingZone(settings.landing_dir)
+    zone = LandingZone.from_settings(settings)
     for path in files:
         if not path.is_file():
             raise CliError(f"no such file: {path}")
@@ -83,7 +83,7 @@ def import_dumpster_cmd(files: tuple[Path, ...], sourcelogs: tuple[Path, ...], c
             raise CliError(f"no such file: {path}")
     kwargs = {"collector_id": collector_id} if collector_id else {}
     try:
-        report = import_dumpster(list(files), LandingZone(settings.landing_dir), settings,
+        report = import_dumpster(list(files), LandingZone.from_settings(settings), settings,
                                  sourcelog_paths=list(sourcelogs), progress=progress, **kwargs)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc).splitlines()[0]) from None
@@ -133,11 +133,11 @@ def materialize(from_key: str | None, to_key: str | None, selection: str | None)
         asset_keys = resolve_selection(defs, selection)
     except LaneError as exc:
         raise CliError(str(exc)) from None
-    zone = LandingZone(settings.landing_dir)
+    zone = LandingZone.from_settings(settings)
     ready = zone.ready_windows(now_ms(), settings.window_seconds, settings.grace_seconds)
     keys = [k for k in ready if (not from_key or k >= from_key) and (not to_key or k <= to_key)]
     if not keys:
-        click.echo(f"no ready window in {settings.landing_dir} between {from_key or 'the start'} and {to_key or 'now'}")
+        click.echo(f"no ready window in {zone.location} between {from_key or 'the start'} and {to_key or 'now'}")
         return
     instance = DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(MEMPOOL_WINDOWS))

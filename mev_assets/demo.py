@@ -186,7 +186,7 @@ def print_summary(settings: Settings, windows: list[str], labels_path: Path | No
             (pl.col("txs") / max(total, 1) * 100).round(1).alias("share_%"),
         )
         _say(_table(named))
-    zone = LandingZone(settings.landing_dir)
+    zone = LandingZone.from_settings(settings)
     quarantine = pl.concat([zone.read_quarantine(w) for w in windows])
     _say("\nquarantined records:")
     if quarantine.height:

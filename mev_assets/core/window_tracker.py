@@ -53,10 +53,10 @@ def windows_to_run(
     horizon = at_ms - lookback_ms
     requests: list[WindowRequest] = []
     processed = {k: v for k, v in state.processed.items() if key_end_ms(k, window_seconds) >= horizon}
-    for key in zone.ready_windows(at_ms, window_seconds, grace_seconds):
-        if key_end_ms(key, window_seconds) < horizon:
-            continue
-        fingerprint = zone.fingerprint(key)
+    ready = [k for k in zone.ready_windows(at_ms, window_seconds, grace_seconds) if key_end_ms(k, window_seconds) >= horizon]
+    fingerprints = zone.fingerprints(ready)  # one listing per area on object stores
+    for key in ready:
+        fingerprint = fingerprints[key]
         previous = processed.get(key)
         if previous != fingerprint:
             requests.append(WindowRequest(key, fingerprint, rerun=previous is not None))

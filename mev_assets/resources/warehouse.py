@@ -19,6 +19,7 @@ file, so re-materialising always replaces, never leaves a stale copy behind.
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow.fs as pafs
 from dagster import (
@@ -95,15 +96,27 @@ def _lake_metadata(files: list[LakeFile]) -> dict[str, Any]:
 
 # ---- local: DuckDB + lake ---------------------------------------------------------------
 class _DuckDBAndLake(IOManager):
-    def __init__(self, duckdb: IOManager, lake: Lake):
+    def __init__(self, duckdb: IOManager, lake: Lake, database: str, schema: str):
         self.duckdb = duckdb
         self.lake = lake
+        self.database = database
+        self.schema = schema
+
+    def _ensure_table(self, context: OutputContext, obj: pl.DataFrame) -> None:
+        """Create the (empty) table when a window has no rows: dagster-duckdb-polars skips empty
+        frames, and a downstream asset of an empty first window would find no table to read."""
+        empty = obj.to_arrow()  # noqa: F841 - DuckDB reads the local by name
+        with duckdb.connect(self.database) as con:
+            con.execute(f"create schema if not exists {self.schema}")
+            con.execute(f"create table if not exists {self.schema}.{_table(context)} as select * from empty")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if not context.has_asset_partitions:
             self.duckdb.handle_output(context, obj)  # an unpartitioned table: DuckDB only
             return
         parts = split_by_window(context, obj)  # validate before anything is written
+        if isinstance(obj, pl.DataFrame) and obj.is_empty():
+            self._ensure_table(context, obj)
         self.duckdb.handle_output(context, obj)
         files = [self.lake.write_window(_table(context), key, frame) for key, frame in parts.items()]
         context.add_output_metadata(_lake_metadata(files))
@@ -119,7 +132,12 @@ class LocalWarehouseIOManager(DuckDBPolarsIOManager):
 
     def create_io_manager(self, context) -> IOManager:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)  # DuckDB does not create it
-        return _DuckDBAndLake(super().create_io_manager(context), Lake(pafs.LocalFileSystem(), self.lake_root))
+        return _DuckDBAndLake(
+            super().create_io_manager(context),
+            Lake(pafs.LocalFileSystem(), self.lake_root),
+            self.database,
+            self.schema_ or "public",
+        )
 
 
 # ---- s3: the lake is the I/O ------------------------------------------------------------

@@ -102,3 +102,16 @@ def test_materialize_assets_is_idempotent_per_window(lane):
         assert meta["sources"].value == ["a"]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         assert con.sql("select count(*) from mev.mempool_transactions").fetchone() == (4,)
+
+
+def test_an_empty_first_window_creates_empty_tables_downstream_can_read(lane):
+    settings, defs, zone = lane
+    (w1,) = _past_windows(1)
+    write_window(zone, w1, 0)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(MEMPOOL_WINDOWS, [w1])
+        result = materialize(WINDOW_ASSETS, partition_key=w1, instance=instance, resources=defs.resources)
+        assert result.success
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.sql("select count(*) from mev.mempool_transactions").fetchone() == (0,)
+        assert con.sql("select count(*) from mev.mempool_source_stats").fetchone() == (0,)

@@ -40,6 +40,9 @@ def test_sent_transactions_become_exactly_one_row_each(settings_factory, tmp_pat
             wait_for(lambda: all(lane.connected for lane in ct.collector.lanes), 30, "both subscriptions")
             sent = devnet.run_traffic(count=n)
             wait_for(lambda: ct.collector.accepted_total >= n, 60, f"{n} accepted")
+            received = ct.collector.metrics.value
+            wait_for(lambda: all(received("mev_collector_received_total", {"source": s}) >= n for s in ("primary", "secondary")),
+                     60, "both sources to announce every tx")
         expected = {h.lower() for h in sent.hashes}
         assert len(expected) == n
         # the collector stopped cleanly, so every window it saw is sealed; the last one becomes
