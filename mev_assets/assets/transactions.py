@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from mev_assets.core.source_stats import source_stats
 from mev_assets.core.transactions import assemble_transactions, sightings
 from mev_assets.partitions import mempool_windows
+from mev_assets.resources.clickhouse import ClickHouseResource
 from mev_assets.resources.landing_zone import LandingZoneResource
 
 WAREHOUSE = "warehouse_io_manager"
@@ -36,7 +37,9 @@ WINDOW_TABLE = dict(
 
 
 @asset(group_name="mempool", **WINDOW_TABLE)
-def mempool_transactions(context: AssetExecutionContext, landing_zone: LandingZoneResource) -> pl.DataFrame:
+def mempool_transactions(
+    context: AssetExecutionContext, landing_zone: LandingZoneResource, clickhouse: ClickHouseResource
+) -> pl.DataFrame:
     """One row per unique pending transaction hash seen in the window, earliest sighting wins.
 
     Columns follow mempool-dumpster's transaction summary (see docs/data-dictionary.md).
@@ -64,13 +67,17 @@ def mempool_transactions(context: AssetExecutionContext, landing_zone: LandingZo
         "corrupt_segments": MetadataValue.json([seg.__dict__ for seg in corrupt]),
         "preview": _markdown_preview(table, PREVIEW_COLUMNS),
     }
+    metadata["clickhouse_rows_loaded"] = clickhouse.load_window("mempool_transactions", window, table)
     context.add_output_metadata({k: v for k, v in metadata.items() if v is not None})
     return table
 
 
 @asset(group_name="mempool", **WINDOW_TABLE)
 def mempool_source_stats(
-    context: AssetExecutionContext, landing_zone: LandingZoneResource, mempool_transactions: pl.DataFrame
+    context: AssetExecutionContext,
+    landing_zone: LandingZoneResource,
+    clickhouse: ClickHouseResource,
+    mempool_transactions: pl.DataFrame,
 ) -> pl.DataFrame:
     """Per source: transactions seen, unique to the source, first-arrival share, coverage, and
     latency percentiles behind the first source that announced each transaction."""
@@ -81,8 +88,11 @@ def mempool_source_stats(
     ).drop_nulls("source")
     seen = sightings(first_rows, log.filter(pl.col("hash").is_in(mempool_transactions.get_column("hash").implode())))
     stats = source_stats(seen, window)
+    # a server (MEV_CLICKHOUSE_URL) gets the window too, idempotently; a no-op when embedded
+    loaded = clickhouse.load_window("mempool_source_stats", window, stats)
     context.add_output_metadata(
         {
+            **({"clickhouse_rows_loaded": loaded} if loaded is not None else {}),
             "dagster/row_count": stats.height,
             "sources": stats.get_column("source").to_list(),
             "coverage": MetadataValue.json(dict(zip(stats["source"].to_list(), stats["coverage"].round(4).to_list()))),
