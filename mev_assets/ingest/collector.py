@@ -366,20 +366,24 @@ class Collector:
     async def _cancel(tasks: list[asyncio.Task]) -> None:
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down regardless
-                pass
+        if tasks:
+            # asyncio.wait does not raise the tasks' outcomes, so a cancellation of this task
+            # itself still propagates (awaiting each and catching CancelledError would eat it)
+            await asyncio.wait(tasks)
+            for t in tasks:
+                if not t.cancelled():
+                    t.exception()  # shutting down regardless; marks it retrieved
 
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
-        await self._cancel(tasks)
-        for t in list(self._bg):
-            try:
-                await t
-            except Exception:  # noqa: BLE001
-                pass
         try:
+            # inside the try: cancelled again while waiting (asyncio.run on a second Ctrl-C),
+            # the run ends without sealing, but still closes the WAL and releases the lock
+            await self._cancel(tasks)
+            for t in list(self._bg):
+                try:
+                    await t
+                except Exception:  # noqa: BLE001
+                    pass
             if self._lock_fd is not None:
                 self._flush()
                 # seal everything pending, and mark every window up to the current one
@@ -612,8 +616,10 @@ class Collector:
                 next_beat = mono + self.heartbeat_interval
                 await self._heartbeat(stopped=False)
             try:
-                await asyncio.wait_for(self._stop.wait(), self.tick_interval)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can drop a cancellation
+                async with asyncio.timeout(self.tick_interval):
+                    await self._stop.wait()
+            except TimeoutError:
                 pass
 
     async def _seal_open(self, ob: _OpenBatch) -> None:

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 FETCH_QUEUE_LIMIT = 100_000
 CALL_TIMEOUT = 15.0
+CLOSE_TIMEOUT = 2.0  # per step of ending a session: cancelled tasks finishing, the closing handshake
 
 _loads = json.loads
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -178,7 +179,7 @@ class SourceLane:
 
     async def _session(self) -> float | None:
         healthy_since = None
-        async with connect(
+        ws = await connect(
             self.source.url,
             max_size=MAX_MESSAGE_BYTES,
             max_queue=256,
@@ -186,37 +187,64 @@ class SourceLane:
             open_timeout=10,
             ping_interval=20,
             ping_timeout=20,
-            close_timeout=2,
-        ) as ws:
-            self._ws = ws
-            self._batch_ok = True
-            reader = asyncio.create_task(self._reader(ws), name=f"reader-{self.name}")
-            reader.add_done_callback(lambda _t: self._fail_pending(ConnectionError(f"connection to {self.name} closed")))
-            fetcher: asyncio.Task | None = None
+            close_timeout=CLOSE_TIMEOUT,
+        )
+        self._ws = ws
+        self._batch_ok = True
+        reader = asyncio.create_task(self._reader(ws), name=f"reader-{self.name}")
+        reader.add_done_callback(lambda _t: self._fail_pending(ConnectionError(f"connection to {self.name} closed")))
+        fetcher: asyncio.Task | None = None
+        try:
+            full = await self._subscribe_pending()
+            if self.mode != "hashes":  # (hash notifications may already have switched it)
+                self.mode = "full" if full else "hashes"
+                self.metrics.mode.set(1 if full else 0)
             try:
-                full = await self._subscribe_pending()
-                if self.mode != "hashes":  # (hash notifications may already have switched it)
-                    self.mode = "full" if full else "hashes"
-                    self.metrics.mode.set(1 if full else 0)
-                try:
-                    await self._call("eth_subscribe", ["newHeads"])
-                except RpcError as exc:
-                    log.warning("source %s: newHeads subscription refused (%s); no blocks from this source", self.name, exc)
-                self.sessions += 1
-                healthy_since = time.monotonic()
-                self._set_connected(True)
-                log.info("source %s: subscribed (%s) at %s", self.name, self.mode, self.source.url)
-                fetcher = asyncio.create_task(self._fetch_loop(), name=f"fetch-{self.name}")
-                await reader
-            finally:
-                for task in (reader, fetcher, *self._block_tasks):
-                    if task is not None and not task.done():
-                        task.cancel()
-                self._fail_pending(ConnectionError(f"connection to {self.name} closed"))
-                self._ws = None
+                await self._call("eth_subscribe", ["newHeads"])
+            except RpcError as exc:
+                log.warning("source %s: newHeads subscription refused (%s); no blocks from this source", self.name, exc)
+            self.sessions += 1
+            healthy_since = time.monotonic()
+            self._set_connected(True)
+            log.info("source %s: subscribed (%s) at %s", self.name, self.mode, self.source.url)
+            fetcher = asyncio.create_task(self._fetch_loop(), name=f"fetch-{self.name}")
+            await reader
+        finally:
+            self._ws = None
+            await self._end_session(ws, [t for t in (reader, fetcher, *self._block_tasks) if t is not None])
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()
         return healthy_since
+
+    async def _end_session(self, ws, tasks: list[asyncio.Task]) -> None:
+        """Cancel the session's tasks and close the connection, each within CLOSE_TIMEOUT.
+
+        Runs in ``_session``'s ``finally``, usually while the lane itself is being cancelled:
+        nothing here may wait unboundedly, and a cancellation of the lane propagates.
+        """
+        for task in tasks:
+            task.cancel()
+        # after the cancel requests, so that callers waiting for an answer end cancelled
+        self._fail_pending(ConnectionError(f"connection to {self.name} closed"))
+        if tasks:
+            # asyncio.wait never raises the tasks' exceptions (nor swallows our own cancellation)
+            ended, stuck = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+            for task in ended:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the reader's is re-raised by _session, the rest are moot
+            if stuck:
+                log.error("source %s: %s did not finish within %.0f s of being cancelled", self.name,
+                          ", ".join(t.get_name() for t in stuck), CLOSE_TIMEOUT)
+        try:
+            # websockets bounds its closing handshake by close_timeout; this bound covers the
+            # rest (a send stuck on a full socket buffer) - past it, drop the TCP connection
+            async with asyncio.timeout(CLOSE_TIMEOUT + 1.0):
+                await ws.close()
+        except TimeoutError:
+            log.warning("source %s: closing the connection timed out; aborting it", self.name)
+            ws.transport.abort()
+        except (OSError, ConnectionClosed):
+            ws.transport.abort()
 
     async def _subscribe_pending(self) -> bool:
         """Subscribe to pending transactions; True if the node promised full objects."""
@@ -242,8 +270,12 @@ class SourceLane:
             raise ConnectionError(f"source {self.name} is not connected")
         rid, fut = self._new_id()
         try:
-            await ws.send(_dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
-            return await asyncio.wait_for(fut, timeout)
+            # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for returns the result
+            # and swallows a cancellation that arrives in the loop iteration the answer does,
+            # leaving the lane running (and its stop hanging) after it was cancelled
+            async with asyncio.timeout(timeout):
+                await ws.send(_dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
+                return await fut
         finally:
             self._pending.pop(rid, None)
 

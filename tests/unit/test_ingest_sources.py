@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from mev_assets.ingest.collector import CollectorThread
 from mev_assets.ingest.fakenode import FakeNode, synthetic_tx_objects
-from mev_assets.ingest.sources import Backoff, is_hash
+from mev_assets.ingest.sources import CLOSE_TIMEOUT, Backoff, SourceLane, is_hash
 from mev_assets.settings import Settings, Source
 
 
@@ -57,3 +60,129 @@ def test_dropped_connection_reconnects_and_keeps_collecting(tmp_path):
             assert c.accepted_total == 10
             assert c.metrics.value("mev_collector_reconnects_total", {"source": "a"}) == 1
             assert c.metrics.value("mev_collector_duplicates_total", {"source": "a"}) == 5
+
+
+# ---- cancellation ------------------------------------------------------------------------
+# A lane is stopped by cancelling its task; the cancel must end it promptly whatever the
+# lane is waiting for. The node below is scripted on loopback so the timing is exact.
+
+class _LaneSink:
+    """The lane's sink interface (see sources.Sink), recording what it is told."""
+
+    def __init__(self):
+        self.malformed: list[str] = []
+        self.on_malformed_hook = None
+
+    def on_tx(self, lane, obj, received_ms, fetched=False):
+        pass
+
+    def on_hash(self, lane, tx_hash, received_ms):
+        return False
+
+    def need_fetch(self, lane, tx_hash, received_ms):
+        return False
+
+    def want_block(self, block_hash):
+        return False
+
+    def on_block(self, lane, block, received_ms):
+        pass
+
+    def on_malformed(self, lane, reason, payload, received_ms):
+        self.malformed.append(reason)
+        if self.on_malformed_hook is not None:
+            self.on_malformed_hook()
+
+    def on_state(self, lane, connected):
+        pass
+
+
+async def _scripted_node(answer_heads):
+    """A node that subscribes newPendingTransactions normally and hands newHeads to ``answer_heads``."""
+    from websockets.asyncio.server import serve
+
+    closed = asyncio.Event()
+
+    async def handler(ws):
+        try:
+            async for text in ws:
+                msg = json.loads(text)
+                if msg["params"][0] == "newHeads":
+                    await answer_heads(ws, msg["id"])
+                else:
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": "0x1"}))
+        except ConnectionClosed:
+            pass
+        finally:
+            closed.set()
+
+    server = await serve(handler, "127.0.0.1", 0, ping_interval=None)
+    return server, closed
+
+
+def _lane(url, sink):
+    from mev_assets.ingest.metrics import CollectorMetrics
+
+    return SourceLane(Source("a", url), 0, sink, CollectorMetrics().source("a"))
+
+
+@pytest.mark.timeout(30)
+def test_cancel_arriving_with_the_subscription_answer_stops_the_lane():
+    # The newHeads answer and a stray batch item come in one message: the reader resolves the
+    # call and, in the same loop iteration, the sink cancels the lane. asyncio.wait_for on
+    # Python 3.11 returned the answer and dropped that cancel; the lane then waited on its
+    # reader forever and the collector's stop hung.
+    async def main():
+        async def answer_heads(ws, rid):
+            await ws.send(json.dumps([{"jsonrpc": "2.0", "id": rid, "result": "0x2"}, "stray"]))
+
+        server, closed = await _scripted_node(answer_heads)
+        sink = _LaneSink()
+        lane = _lane(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", sink)
+        task = asyncio.create_task(lane.run())
+        sink.on_malformed_hook = task.cancel
+        try:
+            done, _ = await asyncio.wait([task], timeout=10)
+            assert done, f"the lane ignored its cancellation (sessions={lane.sessions})"
+            assert task.cancelled()
+            assert sink.malformed == ["bad_message: batch item is not a response"]
+            async with asyncio.timeout(10):
+                await closed.wait()  # and it closed its connection
+        finally:
+            task.cancel()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(30)
+def test_cancel_while_the_node_delays_the_subscription_answer_stops_the_lane_promptly():
+    async def main():
+        heads_requested = asyncio.Event()
+
+        async def answer_heads(ws, rid):
+            heads_requested.set()
+            await ws.wait_closed()  # a node slow to answer: the lane is mid-handshake until it leaves
+
+        server, closed = await _scripted_node(answer_heads)
+        sink = _LaneSink()
+        lane = _lane(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", sink)
+        task = asyncio.create_task(lane.run())
+        try:
+            async with asyncio.timeout(10):
+                await heads_requested.wait()
+            started = time.monotonic()
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=10)
+            assert done and task.cancelled()
+            assert time.monotonic() - started < CLOSE_TIMEOUT + 1.5
+            assert lane.sessions == 0 and not lane.connected
+            async with asyncio.timeout(10):
+                await closed.wait()
+        finally:
+            task.cancel()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
