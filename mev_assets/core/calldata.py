@@ -118,13 +118,12 @@ def decode_calldata(txs: pl.DataFrame, registry: Registry, *, engine: str = "aut
     calls = base.filter(pl.col("_decode")).select("_cid", "_key", "_hex", "to", "value", "from", "_pool_coins")
     sem = _Decoder(registry, tables, engine).calls(calls, depth=0)
 
-    out = _resolve_conventions(base.drop("_hex").lazy().join(sem.lazy(), on="_cid", how="left", maintain_order="left"),
-                               tables).collect()
+    out = _resolve_conventions(base.drop("_hex").join(sem, on="_cid", how="left", maintain_order="left"), tables)
     out = out.with_columns([_expand_markers(out[c]) for c in _INTEGER_TEXT])
     status = pl.coalesce("_status", "_pre_status")
     decoded_only = [c for c in OUTPUT_SCHEMA if c not in ("hash", "protocol", "protocol_kind", "method", "decode_status",
                                                           "decode_error")]
-    return _tokens(out.lazy(), tables).select(
+    return _tokens(out, tables).select(
         "hash",
         pl.col("_protocol").alias("protocol"),
         pl.col("_kind").alias("protocol_kind"),
@@ -132,7 +131,7 @@ def decode_calldata(txs: pl.DataFrame, registry: Registry, *, engine: str = "aut
         status.alias("decode_status"),
         pl.coalesce("_error", "_pre_error").alias("decode_error"),
         *[pl.when(status == "decoded").then(pl.col(c)).alias(c) for c in decoded_only],
-    ).cast(OUTPUT_SCHEMA).collect()  # type: ignore[arg-type]
+    ).cast(OUTPUT_SCHEMA)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------
@@ -151,7 +150,7 @@ class _Tables:
     conventions: pl.DataFrame  # _protocol, _msg_sender, _address_this, _contract_balance(_marker)
     tokens: pl.DataFrame  # address, symbol, decimals
     masks: dict[str, int]
-    semantic: dict[int, list[pl.Expr]] = field(default_factory=dict)  # per spec key, built on first use
+    semantic: dict[tuple[int, str], list[pl.Expr]] = field(default_factory=dict)  # per (spec key, engine), built on first use
 
 
 def _tables(registry: Registry) -> _Tables:
@@ -236,13 +235,13 @@ def _match(frame: pl.DataFrame, t: _Tables) -> pl.DataFrame:
         hexs.str.len_bytes().alias("_len"),
     )
     matched = (
-        facts.lazy()
-        .join(t.methods_bound.lazy(), on=["to", "_sel"], how="left", maintain_order="left")
-        .join(t.methods_generic.lazy(), on="_sel", how="left", maintain_order="left")
-        .join(t.protocols_by_address.lazy(), on="to", how="left", maintain_order="left")
-        .join(t.pools.lazy(), on="to", how="left", maintain_order="left")
+        facts
+        .join(t.methods_bound, on=["to", "_sel"], how="left", maintain_order="left")
+        .join(t.methods_generic, on="_sel", how="left", maintain_order="left")
+        .join(t.protocols_by_address, on="to", how="left", maintain_order="left")
+        .join(t.pools, on="to", how="left", maintain_order="left")
         .with_columns(pl.coalesce("_kb", "_kg").alias("_key"))
-        .join(t.specs.lazy(), on="_key", how="left", maintain_order="left")
+        .join(t.specs, on="_key", how="left", maintain_order="left")
     )
     empty = pl.col("_len") == 2
     short = pl.col("_len") < 10
@@ -270,7 +269,7 @@ def _match(frame: pl.DataFrame, t: _Tables) -> pl.DataFrame:
         pl.coalesce("_spec_protocol", "_addr_protocol").alias("_protocol"),
         pl.coalesce("_spec_kind", "_addr_kind").alias("_kind"),
         pl.when(pre_status.is_null() | (pre_status == "classified")).then(pl.col("_spec_method")).alias("_spec_method"),
-    ).collect()
+    )
     return pl.concat([frame, matched], how="horizontal")
 
 
@@ -539,7 +538,7 @@ class _Plan:
         raise Unsupported(t.canonical)
 
 
-def _resolve_byte_arrays(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+def _resolve_byte_arrays(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
     """Replace the placeholder of a top-level bytes[] column with the list of its elements (hex),
     setting ``_bad`` for rows whose elements are malformed (``_item_err`` says why)."""
     col = _ARG + name
@@ -569,7 +568,8 @@ def _resolve_byte_arrays(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     return frame.with_columns(
         pl.when(pl.col(col).is_not_null()).then(pl.col("_item").fill_null(pl.lit([], pl.List(pl.String)))).alias(col),
         (pl.col("_bad") | pl.col("_item_err").is_not_null()).alias("_bad"),
-    ).drop("_item")
+        pl.coalesce(pl.col("_items_err"), pl.col("_item_err")).alias("_items_err"),
+    ).drop("_item", "_item_err")
 
 
 @dataclass(frozen=True)
@@ -596,30 +596,29 @@ def _compile(params: tuple[Param, ...], base: int) -> _Compiled:
 
 
 def _vector_args(group: pl.DataFrame, params: tuple[Param, ...], base: int) -> pl.LazyFrame:
-    """Decoded arguments (``@name`` columns) and ``_err`` for every row of ``group`` (``_hex``, the
-    ABI encoding starting at character ``base``). Two passes: values and a cheap validity flag for
-    all rows, then the detailed reason only for the rows that failed (rare)."""
+    """Decoded arguments (``@name`` columns), ``_bad`` (the row failed a check) and ``_items_err``
+    (why a bytes[] element failed) for every row of ``group`` (``_hex``: the ABI encoding starts at
+    character ``base``), as one lazy query over ``group``'s columns. Garbage in a bad row's
+    arguments is harmless: the caller reports bad rows as errors with null fields."""
     c = _compile(params, base)
-    frame = group.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "_hex",
-                         pl.col("_hex").str.len_bytes().cast(pl.Int64).alias("_n"))
+    frame = group.lazy().with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+                                      pl.col("_hex").str.len_bytes().cast(pl.Int64).alias("_n"))
     for stage in c.stages:
         frame = frame.with_columns(stage)
-    frame = frame.with_columns(*c.values, c.fast_bad.alias("_bad"))
-    item_errors = None
+    frame = frame.with_columns(*c.values, c.fast_bad.alias("_bad"), pl.lit(None, pl.String).alias("_items_err"))
     for name in c.byte_arrays:
         frame = _resolve_byte_arrays(frame, name)
-        item_errors = frame["_item_err"] if item_errors is None else item_errors.zip_with(item_errors.is_not_null(), frame["_item_err"])
-        frame = frame.drop("_item_err")
-    cols = [_ARG + p.name for p in params]
-    if not frame["_bad"].any():
-        return frame.lazy().with_columns(pl.lit(None, pl.String).alias("_err")).select(*cols, "_err")
-    failed = frame.filter(pl.col("_bad")).select("_row", c.detail.alias("_detail"))
-    frame = frame.join(failed, on="_row", how="left", maintain_order="left")
-    if item_errors is not None:
-        frame = frame.with_columns(pl.coalesce("_detail", item_errors).alias("_detail"))
-    err = pl.when(pl.col("_bad")).then(pl.coalesce("_detail", pl.lit("malformed calldata")))
-    return frame.lazy().with_columns(err.alias("_err")).select(
-        [pl.when(pl.col("_err").is_null()).then(pl.col(c)).alias(c) for c in cols] + [pl.col("_err")])
+    return frame
+
+
+def _vector_errors(bad: pl.DataFrame, params: tuple[Param, ...], base: int) -> pl.Series:
+    """The reason each row of ``bad`` (rows that failed the fast pass, with ``_hex`` and
+    ``_items_err``) is malformed: the first failing check in reading order."""
+    c = _compile(params, base)
+    frame = bad.lazy().with_columns(pl.col("_hex").str.len_bytes().cast(pl.Int64).alias("_n"))
+    for stage in c.stages:
+        frame = frame.with_columns(stage)
+    return frame.select(pl.coalesce(c.detail, pl.col("_items_err"), pl.lit("malformed calldata"))).collect().to_series()
 
 
 # --------------------------------------------------------------------------------------
@@ -678,7 +677,7 @@ def _eth_abi_args(group: pl.DataFrame, params: tuple[Param, ...], base: int) -> 
             col.append(v)
     data = {_ARG + p.name: pl.Series(_ARG + p.name, col, dtype=_dtype(p.type)) for p, col in zip(params, columns)}
     data["_err"] = pl.Series("_err", errors, dtype=pl.String)
-    return pl.DataFrame(data).lazy()
+    return pl.DataFrame(data).lazy().with_columns(pl.col("_err").is_not_null().alias("_bad"))
 
 
 # --------------------------------------------------------------------------------------
@@ -715,8 +714,8 @@ def _v3_path(packed: pl.Expr, reverse: bool) -> tuple[pl.Expr, pl.Expr]:
     valid = (size >= 86) & ((size - 40) % 46 == 0)
     chunks = h.str.extract_all("[0-9a-f]{46}|[0-9a-f]{40}$")
     tokens = chunks.list.eval(_concat("0x", pl.element().str.slice(0, 40)))
-    fees = chunks.list.head(chunks.list.len() - 1).list.eval(
-        pl.element().str.slice(40, 6).str.to_integer(base=16, strict=False))
+    # the last chunk is the final token alone: its "fee" parses to null and is dropped
+    fees = chunks.list.eval(pl.element().str.slice(40, 6).str.to_integer(base=16, strict=False)).list.drop_nulls()
     if reverse:
         tokens, fees = tokens.list.reverse(), fees.list.reverse()
     return pl.when(valid).then(tokens), pl.when(valid).then(fees)
@@ -802,47 +801,63 @@ class _Decoder:
                   for (key,), g in calls.partition_by("_key", as_dict=True, maintain_order=True).items()]
         if not frames:
             return pl.DataFrame(schema=_SEMANTIC)
-        return pl.concat([f.select(list(_SEMANTIC)).cast(_SEMANTIC) for f in frames])  # type: ignore[arg-type]
+        return pl.concat(frames, how="vertical_relaxed")
 
-    def args(self, group: pl.DataFrame, params: tuple[Param, ...], base: int) -> pl.LazyFrame:
-        if self.engine == "auto" and all(_vectorisable(p.type, True) for p in params):
-            try:
-                return _vector_args(group, params, base)
-            except Unsupported:
-                pass
-        return _eth_abi_args(group, params, base)
+    def vectorised(self, params: tuple[Param, ...]) -> bool:
+        return self.engine == "auto" and all(_vectorisable(p.type, True) for p in params)
 
     def group(self, g: pl.DataFrame, spec: CallSpec, depth: int) -> pl.DataFrame:
+        """Semantic columns of one method's (or command's) rows: one lazy query from calldata to
+        fields; the detailed reason is worked out afterwards for the rows that failed, if any."""
         assert spec.params is not None
         base = 2 if spec.code is not None else 10  # commands carry bare arguments, methods a selector
-        args = self.args(g, spec.params, base)
-        frame = pl.concat([g.lazy(), args], how="horizontal")
-        ok = pl.col("_err").is_null()
-        exclude: set[str] = set()
+        vectorised = self.vectorised(spec.params)
+        if vectorised:
+            frame = _vector_args(g, spec.params, base)
+        else:
+            frame = pl.concat([g.lazy(), _eth_abi_args(g, spec.params, base)], how="horizontal")
+        sem = frame.select(self.semantic(spec)).collect()
+        if vectorised and sem["_bad"].any():
+            idx = sem["_bad"].arg_true()
+            errors = _vector_errors(g[idx].with_columns(sem["_items_err"].gather(idx)), spec.params, base)
+            sem = sem.with_columns(sem["_error"].scatter(idx, errors))
         if spec.dispatch is not None:
-            exclude = {spec.dispatch.calls} if spec.dispatch.type == "multicall" else {spec.dispatch.inputs}
-        json = _args_json(spec.params, exclude)
-        exprs = self.tables.semantic.get(spec.key)
+            return self.dispatch(sem, spec, depth, _args_json(spec.params, self._excluded(spec)) is not None).select(
+                list(_SEMANTIC))
+        return pl.DataFrame(sem.get_columns()[:len(_SEMANTIC)])  # the semantic columns come first
+
+    @staticmethod
+    def _excluded(spec: CallSpec) -> set[str]:
+        if spec.dispatch is None:
+            return set()
+        return {spec.dispatch.calls} if spec.dispatch.type == "multicall" else {spec.dispatch.inputs}
+
+    def semantic(self, spec: CallSpec) -> list[pl.Expr]:
+        """The expressions from decoded arguments to the semantic columns (built once per spec).
+        Bad rows get status "error"; their fields are cleared in the final assembly."""
+        exprs = self.tables.semantic.get((spec.key, self.engine))
         if exprs is None:
-            # error rows have null arguments; what the fields take from elsewhere (literals, the tx
-            # value) is cleared for them in the final assembly, so no per-field guard is needed here
-            exprs = [
-                pl.col("_cid"),
-                pl.when(ok).then(pl.lit("decoded")).otherwise(pl.lit("error")).alias("_status"),
-                pl.col("_err").alias("_error"),
-                pl.lit(spec.name).alias("_method"),
-                pl.lit(spec.payout).alias("_payout"),
-                *[e.alias(name) for name, e in _swap_exprs(spec).items()],
-                pl.lit(None, pl.List(pl.String)).alias("commands"),
-                pl.when(ok).then(json if json is not None else pl.lit("{}")).alias("args_json"),
-            ]
+            assert spec.params is not None
+            ok = ~pl.col("_bad")
+            json = _args_json(spec.params, self._excluded(spec))
+            vectorised = self.vectorised(spec.params)
+            by_name = {
+                "_cid": pl.col("_cid"),
+                "_status": pl.when(ok).then(pl.lit("decoded")).otherwise(pl.lit("error")),
+                # vectorised: the reason is filled in afterwards for the (rare) bad rows
+                "_error": pl.lit(None, pl.String) if vectorised else pl.col("_err"),
+                "_method": pl.lit(spec.name),
+                "_payout": pl.lit(spec.payout),
+                **_swap_exprs(spec),
+                "commands": pl.lit(None, pl.List(pl.String)),
+                "args_json": pl.when(ok).then(json if json is not None else pl.lit("{}")),
+            }
+            exprs = [by_name[c].cast(dtype).alias(c) for c, dtype in _SEMANTIC.items()]
+            exprs += [pl.col("_bad"), pl.col("_items_err") if vectorised else pl.lit(None, pl.String).alias("_items_err")]
             if spec.dispatch is not None:
                 exprs += [pl.col(c) for c in ("to", "value", "from", "_pool_coins")] + [pl.col(_ARG + p.name) for p in spec.params]
-            self.tables.semantic[spec.key] = exprs
-        sem = frame.select(exprs).collect()
-        if spec.dispatch is not None:
-            sem = self.dispatch(sem, spec, depth, json is not None)
-        return sem
+            self.tables.semantic[(spec.key, self.engine)] = exprs
+        return exprs
 
     # --- batches ----------------------------------------------------------------------------
 
@@ -963,7 +978,28 @@ class _Decoder:
             return (pl.when((as_int.null_count() == 0) & (pl.col(c).cast(pl.Float64, strict=False).sum() < 3.0e38))
                     .then(as_int.sum().cast(pl.String)))
 
-        agg = swaps.group_by("_parent", maintain_order=True).agg(
+        # most batches hold one swap: those are taken as they are; only the rest are aggregated
+        swaps = swaps.with_columns(pl.len().over("_parent").alias("_n"))
+        single = swaps.filter(pl.col("_n") == 1).select(
+            "_parent",
+            pl.lit(False).alias("_k_multi"),
+            pl.lit(False).alias("_k_split"),
+            pl.col("swap_kind").alias("_k_kind"),
+            pl.col("token_in").alias("_k_token_in"),
+            pl.col("token_out").alias("_k_token_out"),
+            pl.col("amount_in").alias("_k_in_first"),
+            pl.col("amount_in_max").alias("_k_in_max_first"),
+            pl.col("amount_out").alias("_k_out_last"),
+            pl.col("amount_out_min").alias("_k_out_min_last"),
+            *[pl.lit(None, pl.String).alias(c) for c in ("_k_in_sum", "_k_in_max_sum", "_k_out_sum", "_k_out_min_sum")],
+            pl.col("path").alias("_k_path_first"),
+            pl.col("path").alias("_k_path_all"),
+            pl.col("fee_tiers").alias("_k_fees_first"),
+            pl.col("fee_tiers").alias("_k_fees_all"),
+            pl.col("recipient").alias("_k_recipient"),
+            pl.col("deadline").alias("_k_deadline"),
+        )
+        multi = swaps.filter(pl.col("_n") > 1).group_by("_parent", maintain_order=True).agg(
             (pl.len() > 1).alias("_k_multi"),
             same.alias("_k_split"),
             pl.col("swap_kind").first().alias("_k_kind"),
@@ -984,6 +1020,7 @@ class _Decoder:
             pl.col("recipient").last().alias("_k_recipient"),
             pl.col("deadline").drop_nulls().first().alias("_k_deadline"),
         )
+        agg = pl.concat([single, multi.select(single.columns)], how="vertical_relaxed") if multi.height else single
         payouts = kids.filter(pl.col("_payout") & (pl.col("_status") == "decoded")).group_by(
             "_parent", maintain_order=True).agg(
             pl.col("recipient").last().alias("_k_payout_to"),
@@ -1044,10 +1081,10 @@ class _Decoder:
 # top-level assembly
 
 
-def _resolve_conventions(out: pl.LazyFrame, t: _Tables) -> pl.LazyFrame:
+def _resolve_conventions(out: pl.DataFrame, t: _Tables) -> pl.DataFrame:
     """Router placeholders: MSG_SENDER -> the sender; CONTRACT_BALANCE -> msg.value when ETH came in.
     (Amounts may still be integer markers here: the sentinel is compared in both spellings.)"""
-    out = out.join(t.conventions.lazy(), on="_protocol", how="left", maintain_order="left")
+    out = out.join(t.conventions, on="_protocol", how="left", maintain_order="left")
     sender = pl.col("recipient").is_not_null() & (pl.col("recipient") == pl.col("_msg_sender"))
     balance = pl.col("amount_in").is_not_null() & (
         (pl.col("amount_in") == pl.col("_contract_balance")) | (pl.col("amount_in") == pl.col("_contract_balance_marker")))
@@ -1058,9 +1095,9 @@ def _resolve_conventions(out: pl.LazyFrame, t: _Tables) -> pl.LazyFrame:
     )
 
 
-def _tokens(out: pl.LazyFrame, t: _Tables) -> pl.LazyFrame:
-    tok_in = t.tokens.lazy().rename({"address": "token_in", "symbol": "token_in_symbol", "decimals": "_dec_in"})
-    tok_out = t.tokens.lazy().rename({"address": "token_out", "symbol": "token_out_symbol", "decimals": "_dec_out"})
+def _tokens(out: pl.DataFrame, t: _Tables) -> pl.DataFrame:
+    tok_in = t.tokens.rename({"address": "token_in", "symbol": "token_in_symbol", "decimals": "_dec_in"})
+    tok_out = t.tokens.rename({"address": "token_out", "symbol": "token_out_symbol", "decimals": "_dec_out"})
     out = out.join(tok_in, on="token_in", how="left", maintain_order="left")
     out = out.join(tok_out, on="token_out", how="left", maintain_order="left")
 
