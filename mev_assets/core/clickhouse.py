@@ -504,6 +504,23 @@ class Warehouse:
         one idempotent :meth:`load_window` each: backfills, replays, a server added later."""
         return {window: self.load_window(table, window, lake.read_window(table, window)) for window in windows}
 
+    def windows(self) -> dict[str, list[str]]:
+        """The window keys each pipeline table on the server holds (tables not created yet: none)."""
+        existing = {
+            r[0] for r in self._rows(f"SELECT name FROM system.tables WHERE database = {quote_string(self.database)}")
+        }
+        return {
+            table: sorted(str(r[0]) for r in self._rows(f"SELECT DISTINCT `window` FROM {self.table(table)}"))
+            for table in TABLES
+            if table in existing
+        }
+
+    def delete_window(self, table: str, window: str) -> None:
+        """Remove every row (every version) of ``window`` from ``table``; safe to repeat."""
+        if table not in TABLES:
+            raise ClickHouseError(f"no ClickHouse table {table!r} (known: {', '.join(TABLES)})")
+        self._command(f"DELETE FROM {self.table(table)} WHERE `window` = {window_literal(window)}")
+
     def _next_version(self, table: str, window_sql: str) -> int:
         """Now in µs, but always above the window's last version (a clock step back must not
         let an older load win)."""

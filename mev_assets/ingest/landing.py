@@ -305,6 +305,56 @@ class LandingZone:
                     beats.append(beat)
         return beats
 
+    # ---- retention -----------------------------------------------------------------------
+    def window_objects(self, key: str) -> list[str]:
+        """Every stored object of window ``key``: segments, markers and quarantined records."""
+        prefixes = [self.window_dir(area, key) for area in AREAS] + [self.quarantine_dir(key)]
+        return [obj.key for prefix in prefixes for obj in self.store.list(prefix)]
+
+    def wal_leftovers(self, key: str, keep_collectors: frozenset[str] = frozenset()) -> list[Path]:
+        """WAL files ``_wal/<collector>/window=<key>.*.log`` of collectors not in ``keep_collectors``.
+
+        Pass the live collectors as ``keep_collectors``: a live collector may still have the
+        window open, and only the logs of stopped or crashed collectors are leftovers.
+        """
+        if self.wal_root is None or not self.wal_root.is_dir():
+            return []
+        found = []
+        for collector_dir in sorted(p for p in self.wal_root.iterdir() if p.is_dir()):
+            if collector_dir.name not in keep_collectors:
+                found.extend(sorted(collector_dir.glob(f"{WINDOW_PREFIX}{key}.*.log")))
+        return found
+
+    def wal_windows(self) -> list[str]:
+        """Window keys that have a WAL file in any collector's log directory, sorted."""
+        if self.wal_root is None or not self.wal_root.is_dir():
+            return []
+        keys = {p.name[len(WINDOW_PREFIX):].split(".", 1)[0] for p in self.wal_root.glob(f"*/{WINDOW_PREFIX}*.log")}
+        return sorted(keys)
+
+    def delete_window(self, key: str, keep_collectors: frozenset[str] = frozenset()) -> list[str]:
+        """Remove everything of window ``key`` (see :meth:`window_objects`, :meth:`wal_leftovers`).
+
+        Returns the keys and WAL paths removed; repeating it removes nothing more.
+        """
+        removed = []
+        for obj_key in self.window_objects(key):
+            if self.store.delete(obj_key):
+                removed.append(obj_key)
+        if self.is_local:  # empty directories would still list the window in windows()
+            for prefix in [self.window_dir(area, key) for area in AREAS] + [self.quarantine_dir(key)]:
+                try:
+                    self.local_path(prefix).rmdir()
+                except FileNotFoundError:
+                    pass
+        for wal_file in self.wal_leftovers(key, keep_collectors):
+            try:
+                wal_file.unlink()
+                removed.append(str(wal_file))
+            except FileNotFoundError:
+                pass  # retired by its collector meanwhile
+        return removed
+
     def ready_windows(self, at_ms: int, window_seconds: int, grace_seconds: int, stale_after_ms: int | None = None) -> list[str]:
         """Closed windows that every live collector has sealed, or whose grace period has passed.
 
