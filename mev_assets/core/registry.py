@@ -504,7 +504,7 @@ def _where(doc: Any, path: list[str | int]) -> str:
         except (KeyError, IndexError, TypeError):
             node = None
         if isinstance(node, dict) and isinstance(step, int):
-            label = node.get("name") or node.get("symbol") or node.get("signature")
+            label = node.get("symbol") or node.get("name") or node.get("signature")
             if isinstance(label, str):
                 out += f" ({label})"
     return out or "(top level)"
