@@ -262,14 +262,14 @@ def parse_signature(text: str) -> tuple[str, tuple[Param, ...]]:
     return name, params
 
 
-def _abi_json_params(inputs: list[dict], where: str) -> tuple[Param, ...]:
+def _abi_json_params(inputs: list[dict]) -> tuple[Param, ...]:
     """Parameters of a JSON ABI fragment's ``inputs`` (as Etherscan or solc emit them)."""
     out = []
     for i, item in enumerate(inputs):
         type_text = item.get("type", "")
         base, suffix = re.match(r"^([^\[]*)(.*)$", type_text).groups()  # type: ignore[union-attr]
         if base == "tuple":
-            typ = AbiType("tuple", components=_abi_json_params(item.get("components") or [], f"{where}[{i}]"))
+            typ = AbiType("tuple", components=_abi_json_params(item.get("components") or []))
         else:
             try:
                 typ = _elementary(base)
@@ -740,7 +740,7 @@ class _Builder:
             abi = m["abi"]
             name = abi["name"]
             try:
-                params = _abi_json_params(abi.get("inputs", []), "inputs")
+                params = _abi_json_params(abi.get("inputs", []))
             except ValueError as exc:
                 raise self.fail(path + ["abi"], str(exc)) from None
         else:
