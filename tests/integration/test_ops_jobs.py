@@ -15,7 +15,7 @@ from mev_assets.definitions import build_definitions
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.wal import wal_name
 from mev_assets.lane import execute_window
-from mev_assets.ops_jobs import content_hash, replay_windows, retention_job
+from mev_assets.ops_jobs import content_hash, replay_job, replay_windows, retention_job
 from mev_assets.partitions import MEMPOOL_WINDOWS
 from mev_assets.resources.clickhouse import build_clickhouse_resource
 from tests.landing_factory import write_window
@@ -139,3 +139,10 @@ def test_replay_of_a_range_gives_identical_content_hashes(settings_factory):
         assert not report.parity and report.windows[0].mismatched == ["mempool_transactions"]
         # and the rebuild restored the original content
         assert content_hash(lake.read_window("mempool_transactions", windows[0])) == before[windows[0]]
+
+        # the job form: a range on the same instance, parity in its output metadata
+        result = replay_job.execute_in_process(
+            instance=instance, run_config={"ops": {"replay_range": {"config": {"first": windows[1], "last": windows[2]}}}}
+        )
+        assert result.success
+        assert result.output_for_node("replay_range")["matched"] == 2
