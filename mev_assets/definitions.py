@@ -8,6 +8,7 @@ from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
 from mev_assets.assets.transactions import WAREHOUSE
 from mev_assets.jobs import daily_rollups_job, mempool_window_job
+from mev_assets.ops_jobs import replay_job, retention_job, retention_schedule
 from mev_assets.resources.clickhouse import build_clickhouse_resource
 from mev_assets.resources.registry import ProtocolRegistryResource
 from mev_assets.resources.warehouse import storage_resources
@@ -22,8 +23,8 @@ def build_definitions(settings: Settings) -> Definitions:
     with_dbt = settings.storage == "local"
     return Definitions(
         assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
-        jobs=[mempool_window_job, *([daily_rollups_job] if with_dbt else [])],
-        schedules=[daily_rollups_schedule] if with_dbt else [],
+        jobs=[mempool_window_job, retention_job, replay_job, *([daily_rollups_job] if with_dbt else [])],
+        schedules=[retention_schedule, *([daily_rollups_schedule] if with_dbt else [])],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
         resources={
             # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md

@@ -66,3 +66,6 @@ def test_materialize_registers_and_materialises_a_range(env, tmp_path):
         tables = {t for (t,) in con.sql("select table_name from information_schema.tables").fetchall()}
         assert "mempool_source_stats" not in tables  # --select limited the run
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").is_file()
+    replayed = cli(env, "replay", "--from", keys[1], "--to", keys[2])
+    assert replayed.returncode == 0, replayed.stderr
+    assert "2 identical" in replayed.stdout and "0 different" in replayed.stdout
