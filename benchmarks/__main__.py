@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("transaction parsing and validation", "bench_txparse.py"),
     ("collector ingest throughput", "bench_ingest.py"),
     ("landing -> mempool_transactions assembly", "bench_assembly.py"),
+    ("tx_features calldata decoding", "bench_features.py"),
     ("mempool-dumpster import", "bench_dumpster_import.py"),
     ("warehouse queries: chdb vs DuckDB", "bench_queries.py"),
 ]
