@@ -18,8 +18,12 @@ TX_TYPES = [0, 1, 2, 3, 4]
 @lru_cache(maxsize=1)
 def _context():
     import great_expectations as gx  # imported lazily: GE takes seconds to import
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    return gx.get_context(mode="ephemeral")
+    context = gx.get_context(mode="ephemeral")
+    # tqdm bars would flood the Dagster compute logs, one per validation
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
 
 
 def mempool_transactions_suite(chain_id: int, columns: list[str]):

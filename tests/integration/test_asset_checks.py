@@ -114,7 +114,8 @@ def test_wrong_chain_id_fails_and_blocks_downstream(lane):
         assert not ranges.passed and "chain_id != 1" in ranges.description and foreign[0]["hash"] in ranges.description
         assert not got[("mempool_transactions", "great_expectations_suite")].passed
         assert "chain_id" in got[("mempool_transactions", "great_expectations_suite")].description
-        # blocking: the downstream window assets were not materialised
+        # blocking: the run fails and the downstream window assets were not materialised
+        assert not result.success
         materialised = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
                         for m in [m.event_specific_data.materialization]}
         assert materialised == {"mempool_transactions"}
