@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+import warnings
+
+from dagster import AssetSelection, Definitions, PreviewWarning
 
 from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
 from mev_assets.assets.transactions import WAREHOUSE
+from mev_assets.checks import build_asset_checks, freshness_policy
 from mev_assets.jobs import daily_rollups_job, mempool_window_job
 from mev_assets.ops_jobs import replay_job, retention_job, retention_schedule
 from mev_assets.resources.clickhouse import build_clickhouse_resource
@@ -21,8 +24,9 @@ def build_definitions(settings: Settings) -> Definitions:
     settings.mev_home.mkdir(parents=True, exist_ok=True)
     # dbt reads the DuckDB warehouse, which exists in local storage mode only (docs/dbt.md).
     with_dbt = settings.storage == "local"
-    return Definitions(
+    defs = Definitions(
         assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
+        asset_checks=build_asset_checks(settings.chain_id, settings.window_seconds),
         jobs=[mempool_window_job, retention_job, replay_job, *([daily_rollups_job] if with_dbt else [])],
         schedules=[retention_schedule, *([daily_rollups_schedule] if with_dbt else [])],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
@@ -34,6 +38,14 @@ def build_definitions(settings: Settings) -> Definitions:
             **({"dbt": build_dbt_resource(settings)} if with_dbt else {}),
         },
     )
+    # freshness: the newest window at most three widths old (the width is a setting, so it is
+    # applied here rather than in the @asset decorators)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)  # map_resolved_asset_specs is a preview API
+        return defs.map_resolved_asset_specs(
+            func=lambda spec: spec.replace_attributes(freshness_policy=freshness_policy(settings.window_seconds)),
+            selection=AssetSelection.assets(*PER_WINDOW_ASSETS),
+        )
 
 
 defs = build_definitions(Settings.from_env())
