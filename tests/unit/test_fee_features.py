@@ -34,7 +34,7 @@ WINDOW = "2024-05-06T00:00:00"
 GWEI = 10**9
 
 # Mainnet block 15537393 (the last proof-of-work block), fields verbatim from
-# /work/shared/data/mainnet/block-15537394-prestate.json.gz (risc0/zeth, Apache-2.0), and the
+# ../shared/data/mainnet/block-15537394-prestate.json.gz (risc0/zeth, Apache-2.0), and the
 # baseFeePerGas of its child 15537394.
 PARENT_15537393 = {"number": "0xed14f1", "gasLimit": "0x1c9c380", "gasUsed": "0x1c9a205", "baseFeePerGas": "0xa1a4e5f06"}
 CHILD_15537394_BASE_FEE = "0xb5d68e0a3"
