@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from mev_assets.core.schemas import BLOCKS_SCHEMA, MEMPOOL_TRANSACTIONS_SCHEMA
 from mev_assets.core.windows import key_start_ms
 
 # EIP-1559 constants (London): the gas target is half the gas limit, and the base fee moves by at
@@ -104,28 +105,16 @@ FEE_FEATURES_SCHEMA: dict[str, pl.DataType] = {
     "amount_out_of_range": pl.Boolean(),
 }
 
+# The input columns this module reads, with the types of the landing and table schemas.
 _BLOCK_COLUMNS: dict[str, pl.DataType] = {
-    "received_ms": pl.Int64(),
-    "number": pl.Int64(),
-    "hash": pl.String(),
-    "base_fee_per_gas": pl.String(),
-    "gas_used": pl.Int64(),
-    "gas_limit": pl.Int64(),
+    c: BLOCKS_SCHEMA[c] for c in ("received_ms", "number", "hash", "base_fee_per_gas", "gas_used", "gas_limit")
 }
-
 _TX_COLUMNS: dict[str, pl.DataType] = {
-    "timestamp_ms": pl.Int64(),
-    "hash": pl.String(),
-    "tx_type": pl.Int64(),
-    "from": pl.String(),
-    "to": pl.String(),
-    "value": pl.String(),
-    "nonce": pl.UInt64(),
-    "gas": pl.UInt64(),
-    "gas_price": pl.String(),
-    "gas_tip_cap": pl.String(),
-    "gas_fee_cap": pl.String(),
-    "data_size": pl.Int64(),
+    c: MEMPOOL_TRANSACTIONS_SCHEMA[c]
+    for c in (
+        "timestamp_ms", "hash", "tx_type", "from", "to", "value", "nonce", "gas",
+        "gas_price", "gas_tip_cap", "gas_fee_cap", "data_size",
+    )
 }
 
 
