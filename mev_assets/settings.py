@@ -71,6 +71,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0.0 < value <= 1.0:
+        raise SettingsError(f"{name} must be a fraction in (0, 1], got {value}")
+    return value
+
+
 STORAGE_MODES = ("local", "s3")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -131,6 +138,14 @@ class Settings:
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
     protocol_registry: Path = DEFAULT_PROTOCOL_REGISTRY
+    # operational alerts (mev_assets/core/alerts.py, docs/operations.md "What to watch")
+    alert_interval_seconds: int = 60
+    alert_windows: int = 5
+    alert_queue_saturation: float = 0.8
+    alert_ingest_lag_seconds: int = 180
+    alert_silence_seconds: int = 120
+    alert_quarantine_rate: float = 0.05
+    alert_coverage_drop: float = 0.5
 
     @property
     def landing_dir(self) -> Path:
@@ -183,6 +198,13 @@ class Settings:
             anvil_bin=env.get("MEV_ANVIL_BIN") or str(tools_dir / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
             traffic_rate=_float(env, "MEV_TRAFFIC_RATE", 15.0),
             protocol_registry=protocol_registry,
+            alert_interval_seconds=_int(env, "MEV_ALERT_INTERVAL_SECONDS", 60, minimum=1),
+            alert_windows=_int(env, "MEV_ALERT_WINDOWS", 5, minimum=1),
+            alert_queue_saturation=_fraction(env, "MEV_ALERT_QUEUE_SATURATION", 0.8),
+            alert_ingest_lag_seconds=_int(env, "MEV_ALERT_INGEST_LAG_SECONDS", 180, minimum=1),
+            alert_silence_seconds=_int(env, "MEV_ALERT_SILENCE_SECONDS", 120, minimum=1),
+            alert_quarantine_rate=_fraction(env, "MEV_ALERT_QUARANTINE_RATE", 0.05),
+            alert_coverage_drop=_fraction(env, "MEV_ALERT_COVERAGE_DROP", 0.5),
             **storage,
         )
 

@@ -98,13 +98,14 @@ def _now_ms() -> int:
 class _OpenBatch:
     """A (window, seq) batch accepting records, with its WAL file and unflushed frames."""
 
-    __slots__ = ("batch", "wal", "pending", "end_ms")
+    __slots__ = ("batch", "wal", "pending", "end_ms", "first_ms")
 
-    def __init__(self, batch: WindowBatch, wal: WalFile, end_ms: int):
+    def __init__(self, batch: WindowBatch, wal: WalFile, end_ms: int, first_ms: int = 0):
         self.batch = batch
         self.wal = wal
         self.pending = bytearray()
         self.end_ms = end_ms
+        self.first_ms = first_ms  # receipt time of the batch's first record (its oldest unsealed one)
 
 
 @dataclass
@@ -530,6 +531,7 @@ class Collector:
         ob = self._open.get(key)
         if ob is None:
             ob = self._new_batch(key)
+            ob.first_ms = ts
         return ob
 
     def _new_batch(self, key: str) -> _OpenBatch:
@@ -698,6 +700,10 @@ class Collector:
         self.metrics.windows_sealed.inc()
         self.metrics.seal_latency.observe(max(0.0, (_now_ms() - end) / 1000))
 
+    def _oldest_unsealed_ms(self) -> int | None:
+        firsts = [ob.first_ms for ob in (*self._open.values(), *self._failed) if ob.first_ms]
+        return min(firsts) if firsts else None
+
     async def _heartbeat(self, stopped: bool) -> None:
         info = {
             "collector_id": self.collector_id,
@@ -706,7 +712,11 @@ class Collector:
             "host": socket.gethostname(),
             "window_seconds": self.settings.window_seconds,
             "chain_id": self.chain_id,
-            "sources": {lane.name: {"url": lane.source.url, "connected": lane.connected, "mode": lane.mode} for lane in self.lanes},
+            "sources": {lane.name: lane.heartbeat_info() for lane in self.lanes},
+            # what sits unsealed: the alerts' ingest lag (sealing stuck) without the metrics endpoint
+            "open_windows": len(self._open),
+            "failed_seals": len(self._failed),
+            "oldest_unsealed_ms": self._oldest_unsealed_ms(),
             "accepted": self.accepted_total,
             "quarantined": self.quarantined_total,
             "metrics_port": self.metrics_port,

@@ -137,6 +137,24 @@ class SourceLane:
         self._batch_ok = True
         self._last_seen_s = 0
         self._block_tasks: set[asyncio.Task] = set()
+        # for the heartbeat (alerts read it without the collector's metrics endpoint)
+        self.state_since_ms = _now_ms()  # when ``connected`` last changed (or the lane was made)
+        self.last_dropped_ms = 0  # when the fetch queue last dropped a hash (0 = never)
+        self.fetch_dropped_total = 0  # = the fetch_dropped_total metric of this source
+
+    def heartbeat_info(self) -> dict:
+        """This lane's part of the collector heartbeat (read by :mod:`mev_assets.core.alerts`)."""
+        return {
+            "url": self.source.url,
+            "connected": self.connected,
+            "mode": self.mode,
+            "state_since_ms": self.state_since_ms,
+            "last_message_ms": self._last_seen_s * 1000 if self._last_seen_s else None,
+            "queue_depth": len(self._fetch_queue),
+            "queue_capacity": FETCH_QUEUE_LIMIT,
+            "fetch_dropped": self.fetch_dropped_total,
+            "last_dropped_ms": self.last_dropped_ms or None,
+        }
 
     # ---- life cycle ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -169,6 +187,7 @@ class SourceLane:
     def _set_connected(self, value: bool) -> None:
         if self.connected != value:
             self.connected = value
+            self.state_since_ms = _now_ms()
             self.metrics.connected.set(1 if value else 0)
             if not value:
                 self.mode = "disconnected"
@@ -410,6 +429,8 @@ class SourceLane:
             old, _ = self._fetch_queue.popleft()
             self._queued.discard(old)
             self.metrics.fetch_dropped.inc()
+            self.fetch_dropped_total += 1
+            self.last_dropped_ms = received_ms
         self._fetch_queue.append((tx_hash, received_ms))
         self._queued.add(tx_hash)
         self._fetch_wakeup.set()
