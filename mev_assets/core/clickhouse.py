@@ -31,6 +31,8 @@ from urllib.parse import unquote, urlsplit
 import polars as pl
 import pyarrow as pa
 
+from mev_assets.core.calldata import OUTPUT_SCHEMA as CALLDATA_SCHEMA
+from mev_assets.core.fee_features import FEE_FEATURES_SCHEMA
 from mev_assets.core.schemas import MEMPOOL_SOURCE_STATS_SCHEMA, MEMPOOL_TRANSACTIONS_SCHEMA
 
 DATABASE = "mev"
@@ -95,6 +97,23 @@ def _clickhouse_type(dtype: pl.DataType, nullable: bool, low_cardinality: bool) 
     return f"LowCardinality({base})" if low_cardinality else base
 
 
+# tx_features: the transaction's identity columns, then its decoded calldata, then its fee
+# features (the order in which the tx_features asset joins them; the asset checks' schema agrees).
+TX_FEATURES_IDENTITY_COLUMNS = ("window", "timestamp_ms", "hash", "from", "to", "tx_type", "nonce")
+TX_FEATURES_SCHEMA: dict[str, pl.DataType] = {
+    **{c: MEMPOOL_TRANSACTIONS_SCHEMA[c] for c in TX_FEATURES_IDENTITY_COLUMNS},
+    **{c: t for c, t in CALLDATA_SCHEMA.items() if c != "hash"},
+    **{c: t for c, t in FEE_FEATURES_SCHEMA.items() if c != "hash"},
+}
+# Never null in tx_features: the identity columns (but `to`), the decode status every row gets,
+# and the fee features computed from the transaction alone. Every other decoded or fee column is
+# null when it does not apply (no swap, no head seen yet). Lists are never Nullable in ClickHouse:
+# a null list reads as [].
+_TX_FEATURES_NOT_NULL = {*TX_FEATURES_IDENTITY_COLUMNS} - {"to"} | {"decode_status"}
+_TX_FEATURES_NULLABLE = frozenset(
+    c for c, t in TX_FEATURES_SCHEMA.items() if c not in _TX_FEATURES_NOT_NULL and not isinstance(t, pl.List)
+)
+
 # Columns that are null by meaning (contract creation has no `to`; pre-EIP-155 legacy has no
 # chain id; latency is null when no other source saw the window's transactions). Every other
 # column is never null in the lake, so it is not Nullable here (cheaper, and the same on a server).
@@ -112,6 +131,15 @@ TABLES: dict[str, TableSpec] = {
             MEMPOOL_SOURCE_STATS_SCHEMA,
             nullable=frozenset({"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms"}),
             low_cardinality=frozenset({"window", "source"}),
+        ),
+        TableSpec(
+            "tx_features",
+            TX_FEATURES_SCHEMA,
+            nullable=_TX_FEATURES_NULLABLE,
+            low_cardinality=frozenset(
+                {"window", "protocol", "protocol_kind", "method", "decode_status", "swap_kind",
+                 "token_in_symbol", "token_out_symbol"}
+            ),
         ),
     )
 }

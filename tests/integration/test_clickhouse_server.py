@@ -28,6 +28,7 @@ from mev_assets.core.txparse import decode_raw_transaction, transaction_to_row
 from mev_assets.core.windows import key_start_ms
 from mev_assets.sql_command import run_sql
 from tests.landing_factory import sourcelog_frame, tx_frame, tx_row
+from tests.unit.test_clickhouse_embedded import tx_features_frame
 
 URL = os.environ.get("MEV_CLICKHOUSE_URL", "")
 pytestmark = [
@@ -88,13 +89,18 @@ def test_ddl_applies_once_with_the_retention_ttl(warehouse):
 def test_window_load_is_idempotent(warehouse):
     warehouse.migrate()
     txs, stats = window_tables(WINDOW)
+    features = tx_features_frame(txs, WINDOW)
     for _ in range(2):
         warehouse.load_window("mempool_transactions", WINDOW, txs)
         warehouse.load_window("mempool_source_stats", WINDOW, stats)
+        warehouse.load_window("tx_features", WINDOW, features)
         assert count(warehouse, "mempool_transactions") == txs.height == count(warehouse, "mempool_transactions", final=True)
         assert count(warehouse, "mempool_source_stats") == stats.height
+        assert count(warehouse, "tx_features") == features.height == count(warehouse, "tx_features", final=True)
     warehouse.load_window("mempool_transactions", WINDOW, txs.head(5))
     assert count(warehouse, "mempool_transactions") == 5
+    warehouse.delete_window("tx_features", WINDOW)
+    assert count(warehouse, "tx_features") == 0
 
 
 def test_ttl_drops_expired_days(warehouse):

@@ -23,15 +23,20 @@ import pyarrow.fs as pafs
 import pytest
 from dagster import EnvVar
 
+from mev_assets.core.calldata import decode_calldata
 from mev_assets.core.clickhouse import (
     TABLES,
+    TX_FEATURES_IDENTITY_COLUMNS,
     ClickHouseError,
     EmbeddedClickHouse,
     LakeSource,
     Warehouse,
     migrations,
 )
+from mev_assets.core.fee_features import fee_features
 from mev_assets.core.lake import Lake
+from mev_assets.core.registry import load_registry
+from mev_assets.core.schemas import BLOCKS_SCHEMA
 from mev_assets.core.source_stats import source_stats
 from mev_assets.core.transactions import assemble_transactions, sightings
 from mev_assets.core.txparse import decode_raw_transaction, transaction_to_row
@@ -110,23 +115,32 @@ def write_lake_file(root: Path, table: str, window: str, frame: pl.DataFrame) ->
 def lake_frames() -> dict[str, dict[str, pl.DataFrame]]:
     rng = random.Random(19807080)
     real = mainnet_rows()
-    frames: dict[str, dict[str, pl.DataFrame]] = {"mempool_transactions": {}, "mempool_source_stats": {}}
+    frames: dict[str, dict[str, pl.DataFrame]] = {"mempool_transactions": {}, "mempool_source_stats": {}, "tx_features": {}}
     for window in WINDOWS:
         txs, stats = window_frames(window, real if window == W_REAL else [], rng, 40)
         frames["mempool_transactions"][window] = txs
         frames["mempool_source_stats"][window] = stats
+        frames["tx_features"][window] = tx_features_frame(txs, window)
     return frames
 
 
-def tx_features_frame(txs: pl.DataFrame) -> pl.DataFrame:
-    """A stand-in for tx_features (not yet a known table): the view infers its columns."""
-    protocol = (
-        pl.when(pl.col("data_4bytes").is_in(["0x7ff36ab5", "0x38ed1739"])).then(pl.lit("uniswap_v2"))
-        .when(pl.col("data_4bytes") == "0x3593564c").then(pl.lit("uniswap_universal_router"))
-        .when(pl.col("data_4bytes").is_in(["0xa9059cbb", "0x095ea7b3"])).then(pl.lit("erc20"))
-        .otherwise(None)
+def tx_features_frame(txs: pl.DataFrame, window: str) -> pl.DataFrame:
+    """The window's tx_features as the asset builds it: calldata decoded with the shipped registry,
+    fee features against a head seen 5 s before the window (base fee 12 gwei)."""
+    head = {
+        "received_ms": key_start_ms(window) - 5_000, "number": 19_807_080, "hash": "0x" + "ab" * 32,
+        "parent_hash": "0x" + "cd" * 32, "timestamp": key_start_ms(window) // 1000 - 5,
+        "base_fee_per_gas": str(12 * 10**9), "gas_used": 15_000_000, "gas_limit": 30_000_000,
+        "tx_hashes": [], "source": "alpha", "collector_id": "c1",
+    }
+    blocks = pl.DataFrame([head], schema=BLOCKS_SCHEMA)
+    decoded = decode_calldata(txs.select("hash", "from", "to", "value", "input"), load_registry())
+    return (
+        txs.select(TX_FEATURES_IDENTITY_COLUMNS)
+        .join(decoded, on="hash", how="left")
+        .join(fee_features(txs, blocks, window), on="hash", how="left")
+        .sort("timestamp_ms", "hash")
     )
-    return txs.select("window", "timestamp_ms", "hash", protocol.alias("protocol"), pl.col("data_4bytes").alias("method"))
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +149,6 @@ def lake_root(tmp_path_factory, lake_frames) -> Path:
     for table, by_window in lake_frames.items():
         for window, frame in by_window.items():
             write_lake_file(root, table, window, frame)
-    for window, txs in lake_frames["mempool_transactions"].items():
-        write_lake_file(root, "tx_features", window, tx_features_frame(txs))
     return root
 
 
@@ -159,8 +171,33 @@ def test_every_lake_table_is_a_view_typed_like_the_table_spec(engine):
         for name, spec in TABLES.items():
             described = session.query_polars(f"DESCRIBE {name}").select("name", "type").rows()
             assert described == [*spec.columns(), ("date", "Date")]
-        inferred = dict(session.query_polars("DESCRIBE tx_features").select("name", "type").rows())
-        assert list(inferred) == ["window", "timestamp_ms", "hash", "protocol", "method", "date"]
+
+
+def test_tx_features_spec_is_the_asset_checks_schema():
+    from mev_assets.assets.features import IDENTITY_COLUMNS
+    from mev_assets.checks import TX_FEATURES_SCHEMA
+
+    assert list(TX_FEATURES_IDENTITY_COLUMNS) == IDENTITY_COLUMNS
+    assert TABLES["tx_features"].schema == TX_FEATURES_SCHEMA
+
+
+def test_tx_features_keep_nulls_and_lists(engine, lake_frames):
+    """Decoded fields that do not apply stay NULL (not ''), a swap's path is an Array, a null
+    list reads as []."""
+    want = all_rows(lake_frames, "tx_features")
+    assert want.get_column("protocol").null_count() > 0 and want.get_column("path").null_count() > 0
+    got = engine.query_polars(
+        "SELECT countIf(protocol IS NULL) AS no_protocol, countIf(base_fee_gwei IS NULL) AS no_base_fee, "
+        "countIf(length(path) > 0) AS with_path, countIf(decode_status = 'decoded') AS decoded, count() AS n "
+        "FROM tx_features"
+    ).row(0, named=True)
+    assert got == {
+        "no_protocol": want.get_column("protocol").null_count(),
+        "no_base_fee": want.get_column("base_fee_gwei").null_count(),
+        "with_path": want.filter(pl.col("path").list.len() > 0).height,
+        "decoded": want.filter(pl.col("decode_status") == "decoded").height,
+        "n": want.height,
+    }
 
 
 def test_rows_window_and_date_match_the_files(engine, lake_frames):
@@ -257,7 +294,7 @@ def test_empty_lake_has_typed_empty_tables(settings_factory):
     assert not settings.lake_dir.exists()
     engine = EmbeddedClickHouse(LakeSource.from_settings(settings))
     with engine.session() as session:
-        assert session.views == ["mempool_source_stats", "mempool_transactions"]
+        assert session.views == ["mempool_source_stats", "mempool_transactions", "tx_features"]
         counts = session.query_polars(
             "SELECT (SELECT count() FROM mempool_transactions) AS txs, (SELECT count() FROM mempool_source_stats) AS stats")
         assert counts.rows() == [(0, 0)]
@@ -422,8 +459,9 @@ def test_ddl_matches_the_lake_views_and_migrates_once(warehouse):
     assert report.applied == [m.path.name for m in migrations()] and "V001__mempool_tables.sql" in report.applied
     assert report.ttl_changed == []
     assert warehouse.migrate().applied == []
-    recorded = warehouse.client.query(f"SELECT version, name FROM {warehouse.table('schema_migrations')}").result_rows
-    assert recorded == [(1, "mempool_tables")]
+    recorded = warehouse.client.query(f"SELECT version, name FROM {warehouse.table('schema_migrations')} ORDER BY version").result_rows
+    assert recorded == [(m.version, m.name) for m in migrations()]
+    assert [m.path.name for m in migrations()][:2] == ["V001__mempool_tables.sql", "V002__tx_features.sql"]
     for name, spec in TABLES.items():
         described = [tuple(r[:2]) for r in warehouse.client.query(f"DESCRIBE {warehouse.table(name)}").result_rows]
         assert described == [*spec.columns(), ("date", "Date"), ("loaded_at", "DateTime64(6, 'UTC')")]
@@ -458,6 +496,25 @@ def test_window_loads_are_idempotent(warehouse, lake_frames):
     assert count(warehouse, "mempool_transactions", where) == 11 == count(warehouse, "mempool_transactions", where, final=True)
     warehouse.load_window("mempool_transactions", W_NEXT, corrected.clear())
     assert count(warehouse, "mempool_transactions", where) == 0
+
+
+def test_tx_features_window_loads_are_idempotent_and_deletable(warehouse, lake_frames):
+    warehouse.migrate()
+    frame = lake_frames["tx_features"][W_REAL]
+    where = f"`window` = '{W_REAL}'"
+    for _ in range(2):
+        assert warehouse.load_window("tx_features", W_REAL, frame) == frame.height
+        assert count(warehouse, "tx_features", where) == frame.height == count(warehouse, "tx_features", where, final=True)
+    stored = pl.from_arrow(warehouse.client.query_arrow(
+        f"SELECT * EXCEPT (date, loaded_at) FROM {warehouse.table('tx_features')} ORDER BY timestamp_ms, hash"
+    ))
+    expected = frame.with_columns(pl.col(c).fill_null([]) for c in ("path", "fee_tiers", "commands"))
+    assert stored.columns == frame.columns
+    for column in ("hash", "protocol", "method", "decode_status", "amount_in", "path", "base_fee_gwei", "underpriced"):
+        assert stored.get_column(column).to_list() == expected.get_column(column).to_list(), column
+    assert warehouse.windows()["tx_features"] == [W_REAL]
+    warehouse.delete_window("tx_features", W_REAL)  # retention
+    assert count(warehouse, "tx_features") == 0 and warehouse.windows()["tx_features"] == []
 
 
 def test_lake_windows_load_into_the_server_tables(warehouse, lake_root, lake_frames):
@@ -527,8 +584,6 @@ def test_doc_example_gives_the_same_answer_on_both_backends(index, engine, lake_
     sql = doc_examples()[index]
     embedded = engine.query_text(sql, "CSVWithNames")
     assert embedded.count("\n") >= 2, f"example {index} returned no rows on the lake:\n{sql}"
-    if "tx_features" in sql:  # no server table yet (needs a DDL migration)
-        return
     warehouse.migrate()
     load_everything(warehouse, lake_frames)
     reader = clickhouse_connect.get_client(dsn=f"chdb://memory/{warehouse.database}")  # names resolve in it
