@@ -181,6 +181,8 @@ def check_queue_saturation(inputs: AlertInputs, t: AlertThresholds) -> CheckOutc
     fullest = max((d["fill"] for d in depth.values()), default=0.0)
     meta["max_fill"] = fullest
     ok = f"{len(depth)} source queue(s) below {_pct(t.queue_saturation)} of capacity (fullest {_pct(fullest)}), no recent drops"
+    if not depth:
+        ok = "no live collector reports a fetch queue"
     return _outcome(failures, ok, meta)
 
 
@@ -376,10 +378,12 @@ def check_source_coverage_live(inputs: AlertInputs, t: AlertThresholds) -> Check
         "recent_windows": recent,
         "reference": basis,
     }
-    ok = (
-        f"{len(states)} live source(s) connected and talking; coverage of {len(now_cov)} source(s) over "
-        f"{len(recent)} window(s) within {_pct(t.coverage_drop)} of {basis}"
+    live_part = f"{len(states)} live source(s) connected and talking" if states else "no live collector"
+    coverage_part = (
+        f"coverage of {len(now_cov)} source(s) over {len(recent)} window(s) within {_pct(t.coverage_drop)} of {basis}"
+        if recent else "no recent mempool_source_stats to compare"
     )
+    ok = f"{live_part}; {coverage_part}"
     return _outcome(failures, ok, meta)
 
 
