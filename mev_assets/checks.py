@@ -4,6 +4,11 @@ The checks of one asset share one op (``multi_asset_check``) so a window's table
 they are partitioned by ``mempool_windows`` and run in the window's run, after the asset. Blocking
 checks (severity ERROR) stop downstream assets of a bad window. Freshness is a separate,
 unpartitioned check over the newest materialised window.
+
+A backfill run covers many windows (a partition key range): its checks evaluate every window of
+the range in one go and their failures name the windows. Dagster records such an evaluation for
+the run's range rather than per window (``partition`` is unset), which the UI shows on the asset's
+check history; a sensor run (one window) records it per window.
 """
 
 import time
@@ -25,7 +30,7 @@ from dagster import (
 )
 
 from mev_assets.assets.features import IDENTITY_COLUMNS, tx_features
-from mev_assets.assets.transactions import mempool_source_stats, mempool_transactions
+from mev_assets.assets.transactions import DUCKDB_POOL, mempool_source_stats, mempool_transactions
 from mev_assets.core import ge_suites, quality
 from mev_assets.core.calldata import OUTPUT_SCHEMA
 from mev_assets.core.fee_features import FEE_FEATURES_SCHEMA
@@ -89,23 +94,26 @@ def build_asset_checks(chain_id: int, window_seconds: int, collapse_ratio: float
         name="mempool_transactions_checks",
         specs=tx_specs,
         ins={"mempool_transactions": AssetIn(key=tx_key)},
+        pool=DUCKDB_POOL,  # the input loads from DuckDB: never while another run writes it
     )
     def mempool_transactions_checks(
         context: AssetCheckExecutionContext, landing_zone: LandingZoneResource, mempool_transactions: pl.DataFrame
     ):
         table = mempool_transactions
-        window = context.partition_key
         zone = landing_zone.zone()
         # hashes only: the consistency check does not need the wide landing rows
-        segments = zone.segment_files("mempool", window)
-        frames = [zone.read_segment(s, ["hash"]) for s in segments]
-        landing_hashes = pl.concat(frames).get_column("hash") if frames else pl.Series("hash", [], pl.String)
+        landed, segments = [], 0
+        for window in context.partition_keys:
+            files = zone.segment_files("mempool", window)
+            segments += len(files)
+            landed += [zone.read_segment(f, ["hash"]).with_columns(window=pl.lit(window)) for f in files]
+        landing = pl.concat(landed, how="vertical") if landed else pl.DataFrame(schema={"hash": pl.String, "window": pl.String})
         yield _result(tx_key, "columns_and_types", quality.check_schema(table, MEMPOOL_TRANSACTIONS_SCHEMA))
-        yield _result(tx_key, "unique_hash", quality.check_unique(table, "hash"))
+        yield _result(tx_key, "unique_hash", quality.check_unique(table, "hash", within="window"))
         yield _result(tx_key, "keys_not_null", quality.check_not_null(table, TX_KEYS))
         yield _result(tx_key, "value_ranges", quality.check_value_ranges(table, chain_id))
         yield _result(tx_key, "hash_matches_raw_tx", quality.check_hash_matches_raw(table))
-        yield _result(tx_key, "matches_sealed_segments", quality.check_matches_landing(table, landing_hashes, len(segments)))
+        yield _result(tx_key, "matches_sealed_segments", quality.check_matches_landing(table, landing, segments))
         suite = ge_suites.mempool_transactions_suite(chain_id, list(MEMPOOL_TRANSACTIONS_SCHEMA))
         yield _result(tx_key, "great_expectations_suite", ge_suites.validate(table, suite, "mempool_transactions"))
 
@@ -120,13 +128,15 @@ def build_asset_checks(chain_id: int, window_seconds: int, collapse_ratio: float
         name="mempool_source_stats_checks",
         specs=stats_specs,
         ins={"mempool_source_stats": AssetIn(key=stats_key)},
+        pool=DUCKDB_POOL,
     )
     def mempool_source_stats_checks(context: AssetCheckExecutionContext, mempool_source_stats: pl.DataFrame):
         stats = mempool_source_stats
         yield _result(stats_key, "columns_and_types", quality.check_schema(stats, MEMPOOL_SOURCE_STATS_SCHEMA))
-        yield _result(stats_key, "unique_source", quality.check_unique(stats, "source"))
-        baseline = _previous_coverage(context, context.partition_key)
-        yield _result(stats_key, "source_coverage", quality.check_source_coverage(stats, baseline, collapse_ratio))
+        yield _result(stats_key, "unique_source", quality.check_unique(stats, "source", within="window"))
+        baseline = _previous_coverage(context, min(context.partition_keys, key=key_start_ms))
+        outcome = quality.check_source_coverage_windows(stats, baseline, collapse_ratio)
+        yield _result(stats_key, "source_coverage", outcome)
 
     feat_key = tx_features.key
     feat_specs = [
@@ -135,10 +145,12 @@ def build_asset_checks(chain_id: int, window_seconds: int, collapse_ratio: float
         _spec(feat_key, "keys_not_null", f"No nulls in {TX_KEYS}", True),
     ]
 
-    @multi_asset_check(name="tx_features_checks", specs=feat_specs, ins={"tx_features": AssetIn(key=feat_key)})
+    @multi_asset_check(
+        name="tx_features_checks", specs=feat_specs, ins={"tx_features": AssetIn(key=feat_key)}, pool=DUCKDB_POOL
+    )
     def tx_features_checks(tx_features: pl.DataFrame):
         yield _result(feat_key, "columns_and_types", quality.check_schema(tx_features, TX_FEATURES_SCHEMA))
-        yield _result(feat_key, "unique_hash", quality.check_unique(tx_features, "hash"))
+        yield _result(feat_key, "unique_hash", quality.check_unique(tx_features, "hash", within="window"))
         yield _result(feat_key, "keys_not_null", quality.check_not_null(tx_features, TX_KEYS))
 
     @asset_check(
@@ -166,5 +178,10 @@ def _previous_coverage(context: AssetCheckExecutionContext, window: str) -> dict
         AssetRecordsFilter(asset_key=mempool_source_stats.key, asset_partitions=[previous]), limit=1
     ).records
     materialization = records[0].event_log_entry.asset_materialization if records else None
-    coverage = materialization.metadata.get("coverage") if materialization else None
-    return dict(coverage.value) if coverage is not None else None
+    if materialization is None:
+        return None
+    if "coverage" in materialization.metadata:  # a one-window run
+        return dict(materialization.metadata["coverage"].value)
+    by_window = materialization.metadata.get("coverage_by_window")  # a multi-window (backfill) run
+    coverage = by_window.value.get(previous) if by_window is not None else None
+    return dict(coverage) if coverage is not None else None

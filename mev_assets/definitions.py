@@ -10,12 +10,12 @@ from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
 from mev_assets.assets.transactions import WAREHOUSE
 from mev_assets.checks import build_asset_checks, freshness_policy
-from mev_assets.jobs import daily_rollups_job, mempool_window_job
+from mev_assets.jobs import daily_rollups_job, derived_windows_job, mempool_window_job
 from mev_assets.ops_jobs import replay_job, retention_job, retention_schedule
 from mev_assets.resources.clickhouse import build_clickhouse_resource
 from mev_assets.resources.registry import ProtocolRegistryResource
 from mev_assets.resources.warehouse import storage_resources
-from mev_assets.schedules import daily_rollups_schedule
+from mev_assets.schedules import daily_rollups_schedule, previous_day_backfill_schedule
 from mev_assets.sensors.mempool_window_sensor import build_mempool_window_sensor
 from mev_assets.settings import Settings
 
@@ -27,8 +27,8 @@ def build_definitions(settings: Settings) -> Definitions:
     defs = Definitions(
         assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
         asset_checks=build_asset_checks(settings.chain_id, settings.window_seconds),
-        jobs=[mempool_window_job, retention_job, replay_job, *([daily_rollups_job] if with_dbt else [])],
-        schedules=[retention_schedule, *([daily_rollups_schedule] if with_dbt else [])],
+        jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *([daily_rollups_job] if with_dbt else [])],
+        schedules=[retention_schedule, previous_day_backfill_schedule, *([daily_rollups_schedule] if with_dbt else [])],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
         resources={
             # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md

@@ -30,6 +30,8 @@ SENSOR_NAME = "mempool_window_sensor"
 JOB_NAME = "mempool_window_job"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 class LaneError(RuntimeError):
@@ -43,11 +45,50 @@ class WindowRun:
     success: bool
     seconds: float
     run_key: str | None = None
+    windows: tuple[str, ...] = ()
+    """Every window of the run (a backfill run covers a range; ``window`` is its first)."""
 
 
 def _already_ran(instance: DagsterInstance, run_key: str) -> bool:
     runs = instance.get_runs(filters=RunsFilter(tags={RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: SENSOR_NAME}), limit=1)
     return bool(runs)
+
+
+def range_tags(windows: list[str]) -> dict[str, str]:
+    """Run tags naming ``windows`` (adjacent in registration order) as one partition key range."""
+    return {RANGE_START_TAG: windows[0], RANGE_END_TAG: windows[-1]}
+
+
+def execute_windows(
+    defs: Definitions,
+    instance: DagsterInstance,
+    windows: list[str],
+    tags: dict[str, str] | None = None,
+    asset_keys: Iterable[AssetKey] | None = None,
+    console_log_level: str = "WARNING",
+    job_name: str = JOB_NAME,
+) -> WindowRun:
+    """One in-process run of ``job_name`` over ``windows``: one window, or a range of windows that
+    are adjacent in registration order (see :func:`mev_assets.core.backfill.contiguous_chunks`)."""
+    if not windows:
+        raise LaneError("a run needs at least one window")
+    job = defs.resolve_job_def(job_name)
+    run_tags = dict(tags or {})
+    partition_key = windows[0] if len(windows) == 1 else None
+    if partition_key is None:
+        run_tags.update(range_tags(windows))
+    started = time.monotonic()
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=run_tags,
+        run_config={"loggers": {"console": {"config": {"log_level": console_log_level}}}},
+        asset_selection=list(asset_keys) if asset_keys is not None else None,
+        raise_on_error=False,
+    )
+    return WindowRun(
+        windows[0], result.run_id, result.success, time.monotonic() - started, run_tags.get(RUN_KEY_TAG), tuple(windows)
+    )
 
 
 def execute_window(
@@ -58,17 +99,7 @@ def execute_window(
     asset_keys: Iterable[AssetKey] | None = None,
     console_log_level: str = "WARNING",
 ) -> WindowRun:
-    job = defs.resolve_job_def(JOB_NAME)
-    started = time.monotonic()
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=window,
-        tags=tags or {},
-        run_config={"loggers": {"console": {"config": {"log_level": console_log_level}}}},
-        asset_selection=list(asset_keys) if asset_keys is not None else None,
-        raise_on_error=False,
-    )
-    return WindowRun(window, result.run_id, result.success, time.monotonic() - started, (tags or {}).get(RUN_KEY_TAG))
+    return execute_windows(defs, instance, [window], tags, asset_keys, console_log_level)
 
 
 def sensor_tick(defs: Definitions, instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest], str | None]:

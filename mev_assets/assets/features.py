@@ -3,12 +3,13 @@
 import math
 
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, MetadataValue
 
-from mev_assets.assets.transactions import WINDOW_TABLE
+from mev_assets.assets.transactions import by_window, run_windows, window_table_asset
 from mev_assets.core.calldata import decode_calldata
 from mev_assets.core.fee_features import fee_features
 from mev_assets.core.windows import key_for_start_ms, key_start_ms
+from mev_assets.resources.clickhouse import ClickHouseResource
 from mev_assets.resources.landing_zone import LandingZoneResource
 from mev_assets.resources.registry import ProtocolRegistryResource
 
@@ -24,14 +25,24 @@ def head_windows(window: str, window_seconds: int) -> list[str]:
     return [key_for_start_ms(start - i * window_seconds * 1000) for i in range(back, -1, -1)]
 
 
-def build_tx_features(txs: pl.DataFrame, blocks: pl.DataFrame, window: str, registry) -> pl.DataFrame:
-    decoded = decode_calldata(txs.select("hash", "from", "to", "value", "input"), registry)
-    fees = fee_features(txs, blocks, window)
+def build_tx_features(txs: pl.DataFrame, blocks: pl.DataFrame, windows: str | list[str], registry) -> pl.DataFrame:
+    """The features of ``txs`` (``mempool_transactions`` rows of ``windows``).
+
+    Calldata is decoded for all windows at once (it does not depend on the window); fee features
+    are per window, each against the heads its transactions arrived under."""
+    windows = [windows] if isinstance(windows, str) else windows
+    # decode_calldata keeps the input's row order, so the window column lines up
+    decoded = decode_calldata(txs.select("hash", "from", "to", "value", "input"), registry).with_columns(txs["window"])
+    fees = pl.concat(
+        [fee_features(part, blocks, w).with_columns(window=pl.lit(w)) for w, part in by_window(txs, windows).items()],
+        how="vertical",
+    )
+    keys = ["window", "hash"]
     return (
         txs.select(IDENTITY_COLUMNS)
-        .join(decoded, on="hash", how="left")
-        .join(fees, on="hash", how="left")
-        .sort("timestamp_ms", "hash")
+        .join(decoded, on=keys, how="left")
+        .join(fees, on=keys, how="left")
+        .sort("window", "timestamp_ms", "hash")
     )
 
 
@@ -53,24 +64,28 @@ def decode_summary(table: pl.DataFrame) -> dict:
     }
 
 
-@asset(group_name="features", **WINDOW_TABLE)
+@window_table_asset(group_name="features")
 def tx_features(
     context: AssetExecutionContext,
     landing_zone: LandingZoneResource,
     protocol_registry: ProtocolRegistryResource,
+    clickhouse: ClickHouseResource,
     mempool_transactions: pl.DataFrame,
 ) -> pl.DataFrame:
     """Per pending transaction: protocol, method and the swap it asks for (decoded with the
     config-driven protocol registry), and its fee bid against the window's base fee."""
-    window = context.partition_key
+    windows = run_windows(context)
     zone = landing_zone.zone()
-    frames = [zone.read_area("blocks", key).frame for key in head_windows(window, landing_zone.window_seconds)]
-    blocks = pl.concat(frames, how="vertical")
-    table = build_tx_features(mempool_transactions, blocks, window, protocol_registry.load())
+    heads = sorted({key for w in windows for key in head_windows(w, landing_zone.window_seconds)})
+    blocks = pl.concat([zone.read_area("blocks", key).frame for key in heads], how="vertical")
+    table = build_tx_features(mempool_transactions, blocks, windows, protocol_registry.load())
+    loaded = [clickhouse.load_window("tx_features", w, part) for w, part in by_window(table, windows).items()]
     summary = decode_summary(table)
     context.add_output_metadata(
         {
+            **({"clickhouse_rows_loaded": sum(n or 0 for n in loaded)} if any(n is not None for n in loaded) else {}),
             "dagster/row_count": table.height,
+            "windows": len(windows),
             "heads_seen": blocks.height,
             "undecoded_share": summary["undecoded_share"],
             "decoded_share_by_protocol": MetadataValue.json(summary["decoded_share_by_protocol"]),

@@ -1,9 +1,12 @@
 """``mempool_transactions`` and ``mempool_source_stats``: the per-window tables of the lane."""
 
 
-import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, asset
+import warnings
 
+import polars as pl
+from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
+
+from mev_assets.core.backfill import DEFAULT_WINDOWS_PER_RUN
 from mev_assets.core.source_stats import source_stats
 from mev_assets.core.transactions import assemble_transactions, sightings
 from mev_assets.partitions import mempool_windows
@@ -26,9 +29,27 @@ def _markdown_preview(frame: pl.DataFrame, columns: list[str], rows: int = 10) -
     return MetadataValue.md("\n".join(lines))
 
 
+def run_windows(context: AssetExecutionContext) -> list[str]:
+    """The windows of this run: one for a sensor run, many for a backfill run (a key range)."""
+    return list(context.partition_keys)
+
+
+def by_window(frame: pl.DataFrame, windows: list[str]) -> dict[str, pl.DataFrame]:
+    """``frame``'s rows per window of ``windows`` (an empty frame for a window without rows)."""
+    if len(windows) == 1:
+        return {windows[0]: frame}
+    parts = {k[0]: part for k, part in frame.partition_by("window", as_dict=True).items()}
+    return {w: parts.get(w, frame.clear()) for w in windows}
+
+
+# A backfill (Dagster's UI, the previous-day schedule, `mev-assets materialize --from --to`) runs many
+# windows per run, so a day is tens of runs rather than 1,440; the sensor still runs one window each.
+WINDOW_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=DEFAULT_WINDOWS_PER_RUN)
+
 # Every per-window table: one partition per window, rows of the window replaced in DuckDB.
 WINDOW_TABLE = dict(
     partitions_def=mempool_windows,
+    backfill_policy=WINDOW_BACKFILL_POLICY,
     io_manager_key=WAREHOUSE,
     metadata={"partition_expr": PARTITION_EXPR},
     pool=DUCKDB_POOL,
@@ -36,7 +57,15 @@ WINDOW_TABLE = dict(
 )
 
 
-@asset(group_name="mempool", **WINDOW_TABLE)
+def window_table_asset(**kwargs):
+    """``@asset`` of a per-window table (:data:`WINDOW_TABLE`), plus ``kwargs``."""
+    with warnings.catch_warnings():
+        # backfill_policy is a beta parameter in Dagster 1.13; chosen knowingly (multi-window backfills)
+        warnings.simplefilter("ignore", BetaWarning)
+        return asset(**WINDOW_TABLE, **kwargs)
+
+
+@window_table_asset(group_name="mempool")
 def mempool_transactions(
     context: AssetExecutionContext, landing_zone: LandingZoneResource, clickhouse: ClickHouseResource
 ) -> pl.DataFrame:
@@ -44,35 +73,44 @@ def mempool_transactions(
 
     Columns follow mempool-dumpster's transaction summary (see docs/data-dictionary.md).
     """
-    window = context.partition_key
+    windows = run_windows(context)
     zone = landing_zone.zone()
-    txs = zone.read_area("mempool", window)
-    log = zone.read_area("sourcelog", window)
-    table = assemble_transactions(txs.frame, log.frame, window)
-    quarantined = zone.read_quarantine(window)
-    corrupt = txs.corrupt + log.corrupt
+    tables, landing_rows, segments, fingerprints, quarantined, corrupt = [], 0, 0, {}, 0, []
+    for window in windows:
+        txs = zone.read_area("mempool", window)
+        log = zone.read_area("sourcelog", window)
+        tables.append(assemble_transactions(txs.frame, log.frame, window))
+        landing_rows += txs.frame.height
+        segments += len(txs.files)
+        fingerprints[window] = zone.fingerprint(window)
+        quarantined += zone.read_quarantine(window).height
+        corrupt += txs.corrupt + log.corrupt
+    table = pl.concat(tables, how="vertical")
     for seg in corrupt:
         context.log.warning(f"quarantined unreadable segment {seg.path}: {seg.reason}")
     ts = table.get_column("timestamp_ms")
     metadata = {
         "dagster/row_count": table.height,
-        "landing_rows": txs.frame.height,
-        "duplicates_removed": txs.frame.height - table.height,
-        "segments": len(txs.files),
-        "segment_fingerprint": zone.fingerprint(window),
+        "windows": len(windows),
+        "landing_rows": landing_rows,
+        "duplicates_removed": landing_rows - table.height,
+        "segments": segments,
+        "segment_fingerprint": fingerprints[windows[0]] if len(windows) == 1 else MetadataValue.json(fingerprints),
         "sources": sorted(set(table.get_column("sources").explode().drop_nulls().to_list())),
         "first_seen_ms": int(ts.min()) if table.height else None,
         "last_seen_ms": int(ts.max()) if table.height else None,
-        "quarantined_records": quarantined.height,
+        "quarantined_records": quarantined,
         "corrupt_segments": MetadataValue.json([seg.__dict__ for seg in corrupt]),
         "preview": _markdown_preview(table, PREVIEW_COLUMNS),
     }
-    metadata["clickhouse_rows_loaded"] = clickhouse.load_window("mempool_transactions", window, table)
+    loaded = [clickhouse.load_window("mempool_transactions", w, part) for w, part in by_window(table, windows).items()]
+    if any(n is not None for n in loaded):
+        metadata["clickhouse_rows_loaded"] = sum(n or 0 for n in loaded)
     context.add_output_metadata({k: v for k, v in metadata.items() if v is not None})
     return table
 
 
-@asset(group_name="mempool", **WINDOW_TABLE)
+@window_table_asset(group_name="mempool")
 def mempool_source_stats(
     context: AssetExecutionContext,
     landing_zone: LandingZoneResource,
@@ -81,22 +119,36 @@ def mempool_source_stats(
 ) -> pl.DataFrame:
     """Per source: transactions seen, unique to the source, first-arrival share, coverage, and
     latency percentiles behind the first source that announced each transaction."""
-    window = context.partition_key
-    log = landing_zone.zone().read_area("sourcelog", window).frame
-    first_rows = mempool_transactions.select(
-        "timestamp_ms", "hash", pl.col("sources").list.first().alias("source"), pl.lit("").alias("collector_id")
-    ).drop_nulls("source")
-    seen = sightings(first_rows, log.filter(pl.col("hash").is_in(mempool_transactions.get_column("hash").implode())))
-    stats = source_stats(seen, window)
-    # a server (MEV_CLICKHOUSE_URL) gets the window too, idempotently; a no-op when embedded
-    loaded = clickhouse.load_window("mempool_source_stats", window, stats)
+    windows = run_windows(context)
+    zone = landing_zone.zone()
+    stats_parts = []
+    for window, txs in by_window(mempool_transactions, windows).items():
+        log = zone.read_area("sourcelog", window).frame
+        first_rows = txs.select(
+            "timestamp_ms", "hash", pl.col("sources").list.first().alias("source"), pl.lit("").alias("collector_id")
+        ).drop_nulls("source")
+        seen = sightings(first_rows, log.filter(pl.col("hash").is_in(txs.get_column("hash").implode())))
+        stats_parts.append(source_stats(seen, window))
+    stats = pl.concat(stats_parts, how="vertical")
+    # a server (MEV_CLICKHOUSE_URL) gets each window too, idempotently; a no-op when embedded
+    loaded = [clickhouse.load_window("mempool_source_stats", w, part) for w, part in zip(windows, stats_parts)]
+    coverage = {
+        w: dict(zip(part["source"].to_list(), part["coverage"].round(4).to_list())) for w, part in zip(windows, stats_parts)
+    }
+    latency = {
+        w: dict(zip(part["source"].to_list(), part["latency_p50_ms"].to_list())) for w, part in zip(windows, stats_parts)
+    }
+    single = len(windows) == 1
     context.add_output_metadata(
         {
-            **({"clickhouse_rows_loaded": loaded} if loaded is not None else {}),
+            **({"clickhouse_rows_loaded": sum(n or 0 for n in loaded)} if any(n is not None for n in loaded) else {}),
             "dagster/row_count": stats.height,
-            "sources": stats.get_column("source").to_list(),
-            "coverage": MetadataValue.json(dict(zip(stats["source"].to_list(), stats["coverage"].round(4).to_list()))),
-            "latency_p50_ms": MetadataValue.json(dict(zip(stats["source"].to_list(), stats["latency_p50_ms"].to_list()))),
+            "windows": len(windows),
+            "sources": sorted(set(stats.get_column("source").to_list())),
+            # one window: coverage per source; several: per window, then per source (see checks._previous_coverage)
+            **({"coverage": MetadataValue.json(coverage[windows[0]])} if single
+               else {"coverage_by_window": MetadataValue.json(coverage)}),
+            "latency_p50_ms": MetadataValue.json(latency[windows[0]] if single else latency),
         }
     )
     return stats

@@ -34,7 +34,8 @@ def mempool_transactions_suite(chain_id: int, columns: list[str]):
     suite = gx.ExpectationSuite(name=f"mempool_transactions_chain_{chain_id}")
     for expectation in (
         gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
-        gxe.ExpectColumnValuesToBeUnique(column="hash"),
+        # unique per window: a multi-window (backfill) run validates many windows at once
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["window", "hash"]),
         gxe.ExpectColumnValuesToNotBeNull(column="hash"),
         gxe.ExpectColumnValuesToMatchRegex(column="hash", regex=HASH_PATTERN),
         gxe.ExpectColumnValuesToNotBeNull(column="timestamp_ms"),
@@ -76,7 +77,7 @@ def validate(frame: pl.DataFrame, suite, asset_name: str) -> CheckOutcome:
         cfg = r.expectation_config
         rows.append({
             "expectation": cfg.type,
-            "column": cfg.kwargs.get("column"),
+            "column": cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list") or []) or None,
             "success": bool(r.success),
             "unexpected_count": (r.result or {}).get("unexpected_count"),
             "unexpected_sample": [str(v) for v in ((r.result or {}).get("partial_unexpected_list") or [])[:5]],

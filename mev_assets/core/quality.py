@@ -59,13 +59,21 @@ def check_schema(frame: pl.DataFrame, expected: dict[str, pl.DataType]) -> Check
     return _outcome(failures, f"{len(expected)} columns with the expected types", meta)
 
 
-def check_unique(frame: pl.DataFrame, column: str = "hash") -> CheckOutcome:
-    dupes = frame.group_by(column).agg(pl.len().alias("n")).filter(pl.col("n") > 1).sort(column)
+def check_unique(frame: pl.DataFrame, column: str = "hash", within: str | None = None) -> CheckOutcome:
+    """``column`` unique (within each value of ``within``, e.g. per window of a multi-window run)."""
+    keys = [within, column] if within else [column]
+    dupes = frame.group_by(keys).agg(pl.len().alias("n")).filter(pl.col("n") > 1).sort(keys)
     extra_rows = int(dupes.get_column("n").sum() - dupes.height) if dupes.height else 0
+    scope = f" within a {within}" if within else ""
     meta = {"rows": frame.height, "duplicated_values": dupes.height, "duplicate_rows": extra_rows,
             "sample": _sample(dupes.get_column(column))}
-    failures = [f"{dupes.height} duplicated {column} value(s) ({extra_rows} extra rows), e.g. {meta['sample']}"] if dupes.height else []
-    return _outcome(failures, f"{frame.height} rows, {column} unique", meta)
+    if within and dupes.height:
+        meta[f"{within}s_affected"] = _sample(dupes.get_column(within).unique().sort())
+    failures = (
+        [f"{dupes.height} duplicated {column} value(s){scope} ({extra_rows} extra rows), e.g. {meta['sample']}"]
+        if dupes.height else []
+    )
+    return _outcome(failures, f"{frame.height} rows, {column} unique{scope}", meta)
 
 
 def check_not_null(frame: pl.DataFrame, columns: list[str]) -> CheckOutcome:
@@ -134,21 +142,38 @@ def check_hash_matches_raw(frame: pl.DataFrame) -> CheckOutcome:
     return _outcome(failures, f"{meta['verified']} hashes equal keccak(raw_tx)", meta)
 
 
-def check_matches_landing(table: pl.DataFrame, landing_hashes: pl.Series, segments: int) -> CheckOutcome:
-    """The table holds exactly the distinct hashes of the window's sealed segments."""
-    landing = landing_hashes.unique()
-    in_table = table.get_column("hash")
-    not_in_landing = in_table.filter(~in_table.is_in(landing.implode()))
-    not_in_table = landing.filter(~landing.is_in(in_table.implode()))
-    meta = {"table_rows": table.height, "landing_distinct_hashes": landing.len(), "segments": segments,
-            "not_in_landing": not_in_landing.len(), "not_in_table": not_in_table.len()}
+def check_matches_landing(table: pl.DataFrame, landing: pl.DataFrame, segments: int) -> CheckOutcome:
+    """Each window of the table holds exactly the distinct hashes of that window's sealed segments.
+
+    ``table`` and ``landing`` have ``window`` and ``hash`` columns (``landing``: every hash of every
+    sealed segment of the run's windows, duplicates included); ``segments`` counts those segments.
+    """
+    keys = ["window", "hash"]
+    landed = landing.select(keys).unique()
+    rows = table.select(keys)
+    not_in_landing = rows.join(landed, on=keys, how="anti")
+    not_in_table = landed.join(rows, on=keys, how="anti")
+    counts = (
+        rows.group_by("window").agg(pl.len().alias("table_rows"))
+        .join(landed.group_by("window").agg(pl.len().alias("landing_hashes")), on="window", how="full", coalesce=True)
+        .fill_null(0)
+        .filter(pl.col("table_rows") != pl.col("landing_hashes"))
+        .sort("window")
+    )
+    meta = {"table_rows": table.height, "landing_distinct_hashes": landed.height, "segments": segments,
+            "not_in_landing": not_in_landing.height, "not_in_table": not_in_table.height,
+            "windows_differing": _sample(counts.get_column("window"))}
     failures = []
-    if table.height != landing.len():
-        failures.append(f"table has {table.height} rows but the {segments} sealed segment(s) hold {landing.len()} distinct hashes")
-    if not_in_landing.len():
-        failures.append(f"{not_in_landing.len()} row(s) not in any sealed segment (segment missing?), e.g. {_sample(not_in_landing)}")
-    if not_in_table.len():
-        failures.append(f"{not_in_table.len()} landed hash(es) missing from the table (late segment? re-materialise), e.g. {_sample(not_in_table)}")
+    if counts.height:
+        examples = ", ".join(f"{w}: {t} rows vs {n} hashes" for w, t, n in counts.head(SAMPLE).iter_rows())
+        failures.append(f"{counts.height} window(s) where the table's rows differ from the distinct hashes of the "
+                        f"{segments} sealed segment(s): {examples}")
+    if not_in_landing.height:
+        failures.append(f"{not_in_landing.height} row(s) not in any sealed segment (segment missing?), "
+                        f"e.g. {_sample(not_in_landing.get_column('hash'))}")
+    if not_in_table.height:
+        failures.append(f"{not_in_table.height} landed hash(es) missing from the table (late segment? re-materialise), "
+                        f"e.g. {_sample(not_in_table.get_column('hash'))}")
     return _outcome(failures, f"{table.height} rows = distinct hashes of {segments} sealed segment(s)", meta)
 
 
@@ -172,6 +197,33 @@ def check_source_coverage(
     failures = [f"source {s} coverage {c:.3f} < {collapse_ratio} x {ref:.3f} ({basis})" for s, (c, ref) in collapsed.items()]
     meta = {"coverage": {s: round(c, 4) for s, c in now.items()}, "baseline": basis, "collapsed": sorted(collapsed)}
     return _outcome(failures, f"{len(now)} source(s) within {collapse_ratio} x baseline ({basis})", meta, severity=WARN)
+
+
+def check_source_coverage_windows(
+    stats: pl.DataFrame, baseline: dict[str, float] | None = None, collapse_ratio: float = DEFAULT_COLLAPSE_RATIO
+) -> CheckOutcome:
+    """:func:`check_source_coverage` for each window of a multi-window run, in time order.
+
+    The first window is compared with ``baseline`` (the window before the run), each later window
+    with the one before it in ``stats``.
+    """
+    windows = stats.get_column("window").unique().sort().to_list()
+    if len(windows) <= 1:
+        return check_source_coverage(stats, baseline, collapse_ratio)
+    failures, collapsed, coverage = [], {}, {}
+    # a run holds tens of windows: one small frame each, so a loop over windows is cheap
+    by_window = {k[0]: part for k, part in stats.partition_by("window", as_dict=True).items()}
+    previous = baseline
+    for window in windows:
+        outcome = check_source_coverage(by_window[window], previous, collapse_ratio)
+        coverage[window] = outcome.metadata["coverage"]
+        if not outcome.passed:
+            failures.append(f"{window}: {outcome.description}")
+            collapsed[window] = outcome.metadata["collapsed"]
+        previous = outcome.metadata["coverage"]
+    meta = {"windows": len(windows), "collapsed": collapsed, "coverage_by_window": coverage}
+    return _outcome(failures, f"{len(windows)} window(s), every source within {collapse_ratio} x the window before",
+                    meta, severity=WARN)
 
 
 def check_freshness(

@@ -32,7 +32,7 @@ def test_a_good_table_passes_every_rule():
         quality.check_not_null(table, ["window", "hash", "timestamp_ms"]),
         quality.check_value_ranges(table, 1),
         quality.check_hash_matches_raw(table),
-        quality.check_matches_landing(table, table.get_column("hash"), 1),
+        quality.check_matches_landing(table, table.select("window", "hash"), 1),
     ):
         assert outcome.passed, outcome.description
     assert quality.check_hash_matches_raw(table).metadata["verified"] == 3
@@ -95,12 +95,36 @@ def test_tampered_raw_tx_fails_and_missing_raw_is_counted_not_failed():
 
 def test_missing_segment_and_unbuilt_rows_fail_the_landing_comparison():
     table = signed_table()
+    landing = table.select("window", "hash")
     hashes = table.get_column("hash")
-    lost = quality.check_matches_landing(table, hashes.head(2), 1)
-    assert not lost.passed and "table has 3 rows but the 1 sealed segment(s) hold 2 distinct hashes" in lost.description
-    assert hashes[2] in lost.description
-    late = quality.check_matches_landing(table.head(2), pl.concat([hashes, hashes]), 2)
+    lost = quality.check_matches_landing(table, landing.head(2), 1)
+    assert not lost.passed and f"{WINDOW}: 3 rows vs 2 hashes" in lost.description
+    assert hashes[2] in lost.description and lost.metadata["windows_differing"] == [WINDOW]
+    late = quality.check_matches_landing(table.head(2), pl.concat([landing, landing]), 2)
     assert not late.passed and "missing from the table" in late.description and hashes[2] in late.description
+
+
+def _in_window(table: pl.DataFrame, window: str) -> pl.DataFrame:
+    return table.with_columns(pl.lit(window).alias("window"))
+
+
+def test_multi_window_rules_judge_each_window_and_name_the_bad_one():
+    later = "2026-01-01T00:01:00"
+    table = signed_table()
+    # the same transactions seen again in a later window: unique per window, so both windows pass
+    two_windows = pl.concat([table, _in_window(table, later)])
+    assert quality.check_unique(two_windows, "hash", within="window").passed
+    assert not quality.check_unique(two_windows, "hash").passed
+    doubled = pl.concat([two_windows, _in_window(table.head(1), later)])
+    dup = quality.check_unique(doubled, "hash", within="window")
+    assert not dup.passed and "within a window" in dup.description and dup.metadata["windows_affected"] == [later]
+    # the later window lost a segment: only that window is named
+    lost_row = (pl.col("window") == later) & (pl.col("hash") == table["hash"][0])
+    landing = two_windows.select("window", "hash").filter(~lost_row)
+    lost = quality.check_matches_landing(two_windows, landing, 2)
+    assert not lost.passed and lost.metadata["windows_differing"] == [later]
+    assert f"{later}: 3 rows vs 2 hashes" in lost.description and WINDOW + ":" not in lost.description
+    assert quality.check_matches_landing(two_windows, two_windows.select("window", "hash"), 2).passed
 
 
 def _stats(coverage: dict[str, float]) -> pl.DataFrame:
@@ -122,6 +146,23 @@ def test_source_coverage_collapse_warns_against_the_previous_window_or_the_best_
     assert not no_baseline.passed and "best source of this window" in no_baseline.description
 
 
+def test_source_coverage_over_windows_compares_each_window_with_the_one_before():
+    w1, w2, w3 = WINDOW, "2026-01-01T00:01:00", "2026-01-01T00:02:00"
+    stats = pl.concat([
+        _stats({"a": 0.9, "b": 0.8}).with_columns(pl.lit(w1).alias("window")),
+        _stats({"a": 0.9, "b": 0.2}).with_columns(pl.lit(w2).alias("window")),
+        _stats({"a": 0.9, "b": 0.2}).with_columns(pl.lit(w3).alias("window")),
+    ])
+    outcome = quality.check_source_coverage_windows(stats, {"a": 0.9, "b": 0.85})
+    # w2 collapsed against w1; w3 is steady against w2
+    assert not outcome.passed and outcome.severity == quality.WARN
+    assert outcome.metadata["collapsed"] == {w2: ["b"]}
+    assert f"{w2}: source b coverage 0.200 < 0.5 x 0.800 (previous window)" in outcome.description
+    first_collapsed = quality.check_source_coverage_windows(stats.filter(pl.col("window") != w2), {"a": 0.9, "b": 0.9})
+    assert first_collapsed.metadata["collapsed"] == {w3: ["b"]}
+    assert quality.check_source_coverage_windows(stats.filter(pl.col("window") == w3), {"a": 0.9, "b": 0.2}).passed
+
+
 def test_freshness_fails_past_three_window_widths():
     end = key_end_ms(WINDOW, 60)
     assert quality.check_freshness(WINDOW, end + 180_000, 60).passed
@@ -138,6 +179,6 @@ def test_great_expectations_suite_passes_good_and_reports_failures_in_metadata()
     bad = pl.concat([table, table.head(1)]).with_columns(pl.lit(5, pl.Int64).alias("chain_id"))
     outcome = ge_suites.validate(bad, suite, "mempool_transactions")
     assert not outcome.passed
-    assert "expect_column_values_to_be_unique(hash) failed on 2 row(s)" in outcome.description
+    assert "expect_compound_columns_to_be_unique(window,hash) failed on 2 row(s)" in outcome.description
     assert "expect_column_values_to_be_in_set(chain_id) failed on 4 row(s)" in outcome.description
     assert outcome.metadata["successful_expectations"] < outcome.metadata["evaluated_expectations"]
