@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import polars as pl
 import pytest
 from dagster import (
     AssetCheckKey,
@@ -21,6 +22,7 @@ from mev_assets.core.windows import key_end_ms, key_for_start_ms, key_start_ms, 
 from mev_assets.definitions import build_definitions
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.ingest.quarantine import quarantine_record
+from tests.integration.test_s3_mode import s3_server  # noqa: F401 - the moto S3 fixture
 from tests.landing_factory import write_window
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -148,3 +150,34 @@ def test_alerts_job_runs_the_checks_without_blocking(lane):
         assert sorted(evaluations) == NAMES
         assert not evaluations["ingest_lag"].passed and evaluations["source_coverage_live"].passed
         assert "(MEV_ALERT_QUARANTINE_RATE)" in evaluations["quarantine_rate"].description
+
+
+@pytest.mark.timeout(120)
+def test_alerts_read_an_s3_landing_zone_and_lake(settings_factory, s3_server):  # noqa: F811 - the fixture
+    from mev_assets.core.lake import open_lake
+    from mev_assets.core.source_stats import source_stats
+
+    url, _client, bucket = s3_server
+    settings = settings_factory(MEV_WINDOW_SECONDS=60, MEV_STORAGE="s3", MEV_S3_BUCKET=bucket, MEV_S3_PREFIX="team/mev",
+                                MEV_S3_ENDPOINT_URL=url, MEV_ALERT_WINDOWS=2)
+    zone, lake = LandingZone.from_settings(settings), open_lake(settings)
+    windows = _bad_lane(zone)
+    for i, key in enumerate(windows):  # source b saw everything in the first three windows, nothing after
+        log = zone.read_area("sourcelog", key).frame.select("timestamp_ms", "hash", "source")
+        if i < 3:
+            log = log.vstack(log.with_columns(pl.lit("b").alias("source")))
+        lake.write_window("mempool_source_stats", key, source_stats(log, key))
+    checks, sensors, jobs = build_alerts(settings)
+    defs = Definitions(assets=PER_WINDOW_ASSETS, asset_checks=checks, sensors=sensors, jobs=jobs,
+                       resources=build_definitions(settings).resources)
+    with instance_for_test() as instance:
+        result = _tick(defs, instance)
+        latest = _latest(instance)
+    failing = [n for n, r in latest.items() if r.status.value == "FAILED"]
+    assert failing == NAMES, result.skip_reason.skip_message
+    assert _evaluation(latest["quarantine_rate"]).description.startswith(
+        f"quarantine rate 42.9% (30 of 70 records) in windows {windows[3]}..{windows[4]}"
+    )
+    coverage = _evaluation(latest["source_coverage_live"]).description
+    assert coverage.startswith(f"source b: mean coverage 0.000 over windows {windows[3]}..{windows[4]}")
+    assert coverage.endswith(f"below 1.000 of windows {windows[1]}..{windows[2]}")
