@@ -107,16 +107,20 @@ def sql(query: str, fmt: str) -> None:
 @main.command()
 @click.option("--from", "from_key", default=None, help="First window key (YYYY-MM-DDTHH:MM:SS), inclusive.")
 @click.option("--to", "to_key", default=None, help="Last window key, inclusive.")
-@click.option("--select", "selection", default=None, help="Dagster asset selection, e.g. 'mempool_transactions+'.")
-def materialize(from_key: str | None, to_key: str | None, selection: str | None) -> None:
-    """Register the landing zone's ready windows and materialise them on the configured instance."""
+@click.option("--select", "selection", default=None, help="Dagster asset selection, e.g. 'tx_features'.")
+@click.option("--windows-per-run", default=None, type=click.IntRange(min=1),
+              help="Windows per run (default: the assets' backfill policy, 60).")
+def materialize(from_key: str | None, to_key: str | None, selection: str | None, windows_per_run: int | None) -> None:
+    """Register the landing zone's ready windows and materialise them on the configured instance,
+    many windows per run (a backfill), in registration order."""
     settings = _settings()  # before importing the definitions, which read the settings too
     from dagster import DagsterInstance
 
+    from mev_assets.core.backfill import DEFAULT_WINDOWS_PER_RUN, contiguous_chunks
     from mev_assets.core.windows import WindowKeyError, validate_key
     from mev_assets.definitions import build_definitions
     from mev_assets.ingest.landing import LandingZone, now_ms
-    from mev_assets.lane import LaneError, execute_window, resolve_selection
+    from mev_assets.lane import LaneError, execute_windows, resolve_selection
     from mev_assets.partitions import MEMPOOL_WINDOWS
 
     try:
@@ -144,17 +148,21 @@ def materialize(from_key: str | None, to_key: str | None, selection: str | None)
     new = [k for k in keys if k not in known]
     if new:
         instance.add_dynamic_partitions(MEMPOOL_WINDOWS, new)
-    click.echo(f"materialising {len(keys)} window(s) ({len(new)} newly registered) on {settings.dagster_home}")
-    failed = []
+    chunks = contiguous_chunks(instance.get_dynamic_partitions(MEMPOOL_WINDOWS), keys, windows_per_run or DEFAULT_WINDOWS_PER_RUN)
+    click.echo(f"materialising {len(keys)} window(s) ({len(new)} newly registered) in {len(chunks)} run(s) "
+               f"on {settings.dagster_home}")
+    failed: list[str] = []
     started = time.monotonic()
-    for key in keys:
-        run = execute_window(defs, instance, key, tags={"mev/window": key, "mev/trigger": "cli"}, asset_keys=asset_keys)
-        click.echo(f"  {key}  {'ok    ' if run.success else 'FAILED'}  run {run.run_id[:8]}  {run.seconds:.1f}s")
+    for chunk in chunks:
+        run = execute_windows(defs, instance, chunk, tags={"mev/trigger": "cli"}, asset_keys=asset_keys)
+        span = chunk[0] if len(chunk) == 1 else f"{chunk[0]} .. {chunk[-1]} ({len(chunk)} windows)"
+        click.echo(f"  {span}  {'ok    ' if run.success else 'FAILED'}  run {run.run_id[:8]}  {run.seconds:.1f}s")
         if not run.success:
-            failed.append(key)
+            failed += chunk
     click.echo(f"{len(keys) - len(failed)}/{len(keys)} window(s) materialised in {time.monotonic() - started:.1f}s")
     if failed:
-        raise CliError(f"{len(failed)} window(s) failed: {', '.join(failed)} (see the runs in the Dagster UI)")
+        raise CliError(f"{len(failed)} window(s) failed: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''} "
+                       "(see the runs in the Dagster UI)")
 
 
 @main.command()

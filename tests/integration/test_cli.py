@@ -54,15 +54,17 @@ def test_errors_are_one_clear_line(env, args, env_extra, needle):
 def test_materialize_registers_and_materialises_a_range(env, tmp_path):
     zone = LandingZone(tmp_path / "home" / "landing")
     start = window_start_ms(time.time_ns() // 1_000_000, 60) - 3_600_000
-    keys = [key_for_start_ms(start + i * 60_000) for i in range(3)]
+    keys = [key_for_start_ms(start + i * 60_000) for i in range(5)]
     for i, key in enumerate(keys):
         write_window(zone, key, i + 1, offset=10 * i)
-    done = cli(env, "materialize", "--from", keys[1], "--to", keys[2], "--select", "mempool_transactions")
+    done = cli(env, "materialize", "--from", keys[1], "--to", keys[4], "--select", "mempool_transactions",
+               "--windows-per-run", "3")
     assert done.returncode == 0, done.stderr
-    assert "2/2 window(s) materialised" in done.stdout
+    assert "4/4 window(s) materialised" in done.stdout and "in 2 run(s)" in done.stdout
+    assert f"{keys[1]} .. {keys[3]} (3 windows)  ok" in done.stdout
     with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
         rows = con.sql('select "window", count(*) from mev.mempool_transactions group by 1 order by 1').fetchall()
-        assert rows == [(keys[1], 2), (keys[2], 3)]
+        assert rows == [(keys[1], 2), (keys[2], 3), (keys[3], 4), (keys[4], 5)]
         tables = {t for (t,) in con.sql("select table_name from information_schema.tables").fetchall()}
         assert "mempool_source_stats" not in tables  # --select limited the run
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").is_file()
