@@ -17,6 +17,7 @@ import time
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -40,6 +41,11 @@ from mev_assets.settings import Settings
 ALERTS_SENSOR = "pipeline_alerts_sensor"
 ALERTS_JOB = "pipeline_alerts_job"
 ALERTED_ASSET = mempool_transactions.key
+# The alert checks by key, known without settings: the window jobs leave them out
+# (``AssetSelection.assets(...) - AssetSelection.checks(*ALERT_CHECK_KEYS)``), because an asset
+# selection includes the asset's checks and the alerts would otherwise run, as an extra op, in every
+# window run; the sensor keeps them current instead.
+ALERT_CHECK_KEYS = [AssetCheckKey(ALERTED_ASSET, name) for name in core.CONDITIONS]
 
 
 def _descriptions(t: core.AlertThresholds) -> dict[str, str]:
@@ -134,4 +140,4 @@ def build_alerts(settings: Settings) -> tuple[list, list, list]:
     return [pipeline_alerts], [pipeline_alerts_sensor], [pipeline_alerts_job]
 
 
-__all__ = ["ALERTS_JOB", "ALERTS_SENSOR", "ALERTED_ASSET", "build_alerts"]
+__all__ = ["ALERTS_JOB", "ALERTS_SENSOR", "ALERTED_ASSET", "ALERT_CHECK_KEYS", "build_alerts"]

@@ -9,13 +9,15 @@ import polars as pl
 import pytest
 from dagster import (
     AssetCheckKey,
+    AssetSelection,
     Definitions,
     SensorResult,
     build_sensor_context,
+    define_asset_job,
     instance_for_test,
 )
 
-from mev_assets.alerts import ALERTED_ASSET, ALERTS_JOB, ALERTS_SENSOR, build_alerts
+from mev_assets.alerts import ALERT_CHECK_KEYS, ALERTED_ASSET, ALERTS_JOB, ALERTS_SENSOR, build_alerts
 from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.checks import build_asset_checks
 from mev_assets.core.windows import key_end_ms, key_for_start_ms, key_start_ms, window_start_ms
@@ -150,6 +152,18 @@ def test_alerts_job_runs_the_checks_without_blocking(lane):
         assert sorted(evaluations) == NAMES
         assert not evaluations["ingest_lag"].passed and evaluations["source_coverage_live"].passed
         assert "(MEV_ALERT_QUARANTINE_RATE)" in evaluations["quarantine_rate"].description
+
+
+def test_window_jobs_can_leave_the_alert_checks_out(lane):
+    """The selection proposed for mev_assets/jobs.py: a window run executes the window checks only."""
+    defs, _zone = lane
+    window_job = define_asset_job(
+        "window_job_without_alerts",
+        selection=AssetSelection.assets(*PER_WINDOW_ASSETS) - AssetSelection.checks(*ALERT_CHECK_KEYS),
+    )
+    nodes = {n.name for n in Definitions.merge(defs, Definitions(jobs=[window_job])).resolve_job_def(window_job.name).nodes}
+    assert "pipeline_alerts" not in nodes and {"mempool_transactions", "mempool_transactions_checks"} <= nodes
+    assert sorted(k.name for k in ALERT_CHECK_KEYS) == NAMES
 
 
 @pytest.mark.timeout(120)
