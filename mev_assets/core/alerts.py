@@ -247,11 +247,10 @@ def check_ingest_lag(inputs: AlertInputs, t: AlertThresholds) -> CheckOutcome:
         return _outcome(failures, "", meta)
     if not active:
         state = "every collector stopped cleanly" if inputs.heartbeats else "no collector heartbeat"
-        return CheckOutcome(True, WARN, f"{state}; no lag expected (newest sealed window {inputs.newest_sealed})", meta)
+        return _outcome([], f"{state}; no lag expected (newest sealed window {inputs.newest_sealed})", meta)
     lag = f"{meta['lane_lag_seconds']} s" if lane_lag_ms is not None else "none sealed yet"
-    return CheckOutcome(
-        True, WARN, f"{len(live)} live collector(s); newest sealed window {inputs.newest_sealed} ({lag}) "
-        f"within {t.ingest_lag_seconds} s", meta,
+    return _outcome(
+        [], f"{len(live)} live collector(s); newest sealed window {inputs.newest_sealed} ({lag}) within {t.ingest_lag_seconds} s", meta
     )
 
 
@@ -287,18 +286,13 @@ def check_quarantine_rate(inputs: AlertInputs, t: AlertThresholds) -> CheckOutco
         "top_reasons": top,
     }
     if total < MIN_QUARANTINE_SAMPLE:
-        return CheckOutcome(
-            True, WARN, f"{total} record(s) in windows {span}: fewer than {MIN_QUARANTINE_SAMPLE}, no rate to judge", meta
-        )
-    if rate > t.quarantine_rate:
-        return CheckOutcome(
-            False, WARN,
-            f"quarantine rate {_pct(rate)} ({quarantined} of {total} records) in windows {span} > "
-            f"{_pct(t.quarantine_rate)} (MEV_ALERT_QUARANTINE_RATE); top reasons: {', '.join(top)}",
-            meta,
-        )
-    return CheckOutcome(
-        True, WARN, f"quarantine rate {_pct(rate)} ({quarantined} of {total}) in windows {span} <= {_pct(t.quarantine_rate)}", meta
+        return _outcome([], f"{total} record(s) in windows {span}: fewer than {MIN_QUARANTINE_SAMPLE}, no rate to judge", meta)
+    failures = [
+        f"quarantine rate {_pct(rate)} ({quarantined} of {total} records) in windows {span} > "
+        f"{_pct(t.quarantine_rate)} (MEV_ALERT_QUARANTINE_RATE); top reasons: {', '.join(top)}"
+    ] if rate > t.quarantine_rate else []
+    return _outcome(
+        failures, f"quarantine rate {_pct(rate)} ({quarantined} of {total}) in windows {span} <= {_pct(t.quarantine_rate)}", meta
     )
 
 
