@@ -70,3 +70,22 @@
     {% do return(relation) %}
   {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+  on-run-start: record the first date this run rebuilds (NULL: a full build) in
+  mev_daily.rollup_rebuild, before any model runs. Read by the export of the rollups to the lake
+  (mev_assets/core/rollups.py: the days from there on are exported) and, in S3 mode, by the lake
+  source plugin (mev_assets/dbt_lake_plugin.py: only those days' window files are read).
+-#}
+{% macro record_rebuilt_since() %}
+  {%- if execute -%}
+    {%- set since = rebuilt_windows_since() -%}
+    {%- set since_sql = "date '" ~ since ~ "'" if since is not none else "cast(null as date)" -%}
+    {%- do run_query("create schema if not exists " ~ target.schema) -%}
+    {%- do run_query(
+        "create or replace table " ~ target.schema ~ ".rollup_rebuild as select " ~ since_sql
+        ~ " as since, current_timestamp as recorded_at") -%}
+  {%- endif -%}
+  select 1
+{% endmacro %}

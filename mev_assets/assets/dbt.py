@@ -13,12 +13,16 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, Config
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, Config, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from mev_assets.assets.transactions import DUCKDB_POOL
+from mev_assets.core.lake import Lake, open_lake
+from mev_assets.core.rollups import export_rollups
+from mev_assets.resources.clickhouse import ClickHouseResource
 from mev_assets.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_models"
@@ -129,6 +133,33 @@ class DailyRollupConfig(Config):
     """Rebuild every date from the per-window tables still retained, instead of the latest days."""
 
 
+class RollupsDbtResource(DbtCliResource):
+    """dbt's CLI resource plus where the rollups go after ``dbt build``: the dbt DuckDB file they
+    are read from and the lake they are exported to (the values of Settings)."""
+
+    duckdb_path: str = ""
+    lake_dir: str = ""
+    storage: str = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+
+    def lake(self) -> Lake:
+        return open_lake(
+            SimpleNamespace(
+                lake_dir=self.lake_dir, storage=self.storage, s3_bucket=self.s3_bucket, s3_prefix=self.s3_prefix,
+                s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
+            )
+        )
+
+
+def dbt_duckdb_path(settings: Settings) -> Path:
+    """The DuckDB file dbt builds in (profiles.yml): the warehouse locally; in S3 mode a local file
+    of its own that holds the rollups (the per-window tables are in the lake on S3)."""
+    return settings.duckdb_path if settings.storage == "local" else settings.mev_home / "rollups.duckdb"
+
+
 @dbt_assets(
     manifest=prepare_manifest(),
     project=dbt_project,
@@ -136,22 +167,55 @@ class DailyRollupConfig(Config):
     # dbt writes the same DuckDB file as the per-window assets, and DuckDB allows one writer.
     pool=DUCKDB_POOL,
 )
-def daily_rollups(context: AssetExecutionContext, dbt: DbtCliResource, config: DailyRollupConfig):
-    """Staging views and daily rollups built by ``dbt build`` (models, then their tests)."""
+def daily_rollups(
+    context: AssetExecutionContext, dbt: RollupsDbtResource, clickhouse: ClickHouseResource, config: DailyRollupConfig
+):
+    """Staging views and daily rollups built by ``dbt build`` (models, then their tests); then
+    the rebuilt days of each rollup exported to the lake (one file per day, for ``mev-assets sql``)
+    and, with a ClickHouse server, loaded into its rollup tables (one idempotent load per day)."""
     prune_run_artifacts(dbt_project, context.op_execution_context.op.name)
     args = ["build"] + (["--full-refresh"] if config.full_refresh else [])
     yield from dbt.cli(args, context=context).stream()
 
+    lake = dbt.lake()
+    export = export_rollups(dbt.duckdb_path, lake)
+    for model, frames in export.frames.items():
+        loaded = (
+            {day: clickhouse.load_day(model, day, frame) for day, frame in frames.items()} if clickhouse.is_server else None
+        )
+        metadata = {
+            "lake_days_exported": MetadataValue.json(export.days[model]),
+            "lake_rows_exported": export.rows[model],
+            "lake_location": f"{lake.url_of(lake.base)}/{model}/",
+            "rebuilt_since": export.since or "(full build)",
+        }
+        if loaded is not None:
+            metadata["clickhouse_rows_loaded"] = sum(loaded.values())
+        context.log.info(f"{model}: {len(export.days[model])} day(s) exported to the lake {export.days[model]}")
+        yield AssetObservation(asset_key=AssetKey(model), metadata=metadata)
 
-def build_dbt_resource(settings: Settings) -> DbtCliResource:
-    """The dbt CLI resource, pointed at the warehouse of ``settings``.
+
+def build_dbt_resource(settings: Settings) -> RollupsDbtResource:
+    """The dbt CLI resource, pointed at the warehouse of ``settings`` (target ``local`` or ``s3``).
 
     profiles.yml reads ``MEV_HOME`` from the environment that dbt's subprocess inherits, so it is
     exported here; otherwise a default ``MEV_HOME`` (the working directory's ``.mev_home``) and
-    dbt's own default could name different warehouses.
+    dbt's own default could name different warehouses. In S3 mode the lake plugin reads the
+    bucket from the same environment (``MEV_S3_*``).
     """
     os.environ["MEV_HOME"] = str(settings.mev_home)
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    return RollupsDbtResource(
+        project_dir=dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        target=settings.storage,
+        duckdb_path=str(dbt_duckdb_path(settings)),
+        lake_dir=str(settings.lake_dir),
+        storage=settings.storage,
+        s3_bucket=settings.s3_bucket,
+        s3_prefix=settings.s3_prefix,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+    )
 
 
 DBT_ASSETS = [daily_rollups]

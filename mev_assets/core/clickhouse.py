@@ -33,6 +33,8 @@ import pyarrow as pa
 
 from mev_assets.core.calldata import OUTPUT_SCHEMA as CALLDATA_SCHEMA
 from mev_assets.core.fee_features import FEE_FEATURES_SCHEMA
+from mev_assets.core.lake import DAY_FILE
+from mev_assets.core.rollups import ROLLUP_NULLABLE, ROLLUP_SCHEMAS
 from mev_assets.core.schemas import MEMPOOL_SOURCE_STATS_SCHEMA, MEMPOOL_TRANSACTIONS_SCHEMA
 
 DATABASE = "mev"
@@ -67,6 +69,7 @@ _CLICKHOUSE_TYPES = {
     pl.Int8: "Int8", pl.Int16: "Int16", pl.Int32: "Int32", pl.Int64: "Int64",
     pl.UInt8: "UInt8", pl.UInt16: "UInt16", pl.UInt32: "UInt32", pl.UInt64: "UInt64",
     pl.Float32: "Float32", pl.Float64: "Float64", pl.String: "String", pl.Boolean: "Bool",
+    pl.Date: "Date",
 }
 
 
@@ -89,7 +92,10 @@ class TableSpec:
 def _clickhouse_type(dtype: pl.DataType, nullable: bool, low_cardinality: bool) -> str:
     if isinstance(dtype, pl.List):
         return f"Array({_clickhouse_type(dtype.inner, False, low_cardinality)})"
-    base = _CLICKHOUSE_TYPES.get(dtype.base_type())
+    if isinstance(dtype, pl.Datetime):  # the lake's timestamps are UTC instants
+        base = f"DateTime64({ {'ms': 3, 'us': 6, 'ns': 9}[dtype.time_unit] }, 'UTC')"
+    else:
+        base = _CLICKHOUSE_TYPES.get(dtype.base_type())
     if base is None:
         raise ClickHouseError(f"no ClickHouse type for polars {dtype}")
     if nullable:
@@ -143,6 +149,25 @@ TABLES: dict[str, TableSpec] = {
         ),
     )
 }
+
+
+# The dbt daily rollups, one lake file per day (mev_assets/core/rollups.py): views on the embedded
+# backend, tables of V003 on a server, loaded per day (Warehouse.load_day). Not per-window tables:
+# retention does not expire them (they outlive the windows, docs/dbt.md).
+ROLLUPS: dict[str, TableSpec] = {
+    name: TableSpec(
+        name,
+        schema,
+        nullable=ROLLUP_NULLABLE[name],
+        low_cardinality=frozenset({"source", "protocol", "protocol_kind"}) & set(schema),
+    )
+    for name, schema in ROLLUP_SCHEMAS.items()
+}
+
+
+def table_spec(name: str) -> TableSpec | None:
+    """The spec of a per-window table or a daily rollup; None for a table this module does not know."""
+    return TABLES.get(name) or ROLLUPS.get(name)
 
 
 def quote_identifier(name: str) -> str:
@@ -214,7 +239,10 @@ class LakeSource:
         from mev_assets.core.lake import Lake
 
         root = str(Path(root).resolve())
-        return cls(lambda table: f"{root}/{table}/{LAKE_FILE_GLOB}", Lake(pafs.LocalFileSystem(), root).tables)
+        return cls(
+            lambda table: f"{root}/{table}/{f'date=*/{DAY_FILE}' if table in ROLLUPS else LAKE_FILE_GLOB}",
+            Lake(pafs.LocalFileSystem(), root).tables,
+        )
 
     def table_function(self, table: str, structure: str | None) -> str:
         """``file(...)`` or ``s3(...)`` over the table's files; no ``structure`` = inferred schema."""
@@ -313,8 +341,8 @@ class EmbeddedClickHouse:
         try:
             lake_session.command(f"CREATE DATABASE {database} ENGINE = Memory")
             lake_session.command(f"USE {database}")
-            for table in sorted(set(TABLES) | set(self.lake.tables())):
-                spec = TABLES.get(table)
+            for table in sorted(set(TABLES) | set(ROLLUPS) | set(self.lake.tables())):
+                spec = table_spec(table)
                 columns = None
                 if spec is None:  # a table this module does not know yet: infer from its files
                     try:
@@ -510,7 +538,39 @@ class Warehouse:
             raise ClickHouseError(f"{table}: frame for window {window} lacks columns {missing}")
         if frame.height and not (frame.get_column("window") == window).all():
             raise ClickHouseError(f"{table}: frame for window {window} holds rows of other windows")
-        version_us = self._next_version(table, literal)
+        return self._replace(spec, "`window`", literal, frame, f"{table} window {window}")
+
+    def load_day(self, table: str, day: str, frame: pl.DataFrame) -> int:
+        """Replace the rows of ``day`` (``YYYY-MM-DD``) in the daily rollup ``table`` by ``frame``;
+        safe to repeat (the same versioned insert-then-delete as :meth:`load_window`)."""
+        spec = ROLLUPS.get(table)
+        if spec is None:
+            raise ClickHouseError(f"no ClickHouse rollup table {table!r} (known: {', '.join(ROLLUPS)})")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ClickHouseError(f"not a day (expected YYYY-MM-DD): {day!r}")
+        missing = [c for c in spec.schema if c not in frame.columns]
+        if missing:
+            raise ClickHouseError(f"{table}: frame for day {day} lacks columns {missing}")
+        if frame.height and not (frame.get_column("date").cast(pl.String) == day).all():
+            raise ClickHouseError(f"{table}: frame for day {day} holds rows of other days")
+        return self._replace(spec, "date", f"toDate({quote_string(day)})", frame, f"{table} day {day}")
+
+    def days(self) -> dict[str, list[str]]:
+        """The days each rollup table on the server holds (tables not created yet: none)."""
+        existing = {
+            r[0] for r in self._rows(f"SELECT name FROM system.tables WHERE database = {quote_string(self.database)}")
+        }
+        return {
+            table: sorted(str(r[0]) for r in self._rows(f"SELECT DISTINCT date FROM {self.table(table)}"))
+            for table in ROLLUPS
+            if table in existing
+        }
+
+    def _replace(self, spec: TableSpec, key_column: str, key_sql: str, frame: pl.DataFrame, what: str) -> int:
+        """Insert ``frame`` as the newest version of the rows where ``key_column = key_sql``,
+        then delete that key's older versions."""
+        table = spec.name
+        version_us = self._next_version(table, key_column, key_sql)
         if frame.height:
             data = frame.select(list(spec.schema)).with_columns(
                 pl.lit(version_us).cast(pl.Datetime("us", "UTC")).alias("loaded_at")
@@ -520,9 +580,9 @@ class Warehouse:
             try:
                 self.client.raw_insert(self.table(table), data.columns, insert_block=buffer.getvalue(), fmt="Parquet")
             except Exception as exc:
-                raise ClickHouseError.from_exception(exc, f"{table} window {window}: ") from None
+                raise ClickHouseError.from_exception(exc, f"{what}: ") from None
         self._command(
-            f"DELETE FROM {self.table(table)} WHERE `window` = {literal} "
+            f"DELETE FROM {self.table(table)} WHERE {key_column} = {key_sql} "
             f"AND loaded_at < fromUnixTimestamp64Micro(toInt64({version_us}), 'UTC')"
         )
         return frame.height
@@ -549,11 +609,11 @@ class Warehouse:
             raise ClickHouseError(f"no ClickHouse table {table!r} (known: {', '.join(TABLES)})")
         self._command(f"DELETE FROM {self.table(table)} WHERE `window` = {window_literal(window)}")
 
-    def _next_version(self, table: str, window_sql: str) -> int:
-        """Now in µs, but always above the window's last version (a clock step back must not
+    def _next_version(self, table: str, key_column: str, key_sql: str) -> int:
+        """Now in µs, but always above the key's last version (a clock step back must not
         let an older load win)."""
         rows = self._rows(
-            f"SELECT toUnixTimestamp64Micro(max(loaded_at)) FROM {self.table(table)} WHERE `window` = {window_sql}"
+            f"SELECT toUnixTimestamp64Micro(max(loaded_at)) FROM {self.table(table)} WHERE {key_column} = {key_sql}"
         )
         last = int(rows[0][0] or 0) if rows else 0
         return max(time.time_ns() // 1000, last + 1)

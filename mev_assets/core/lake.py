@@ -8,7 +8,11 @@ Layout (ClickHouse and DuckDB read it with the glob of :func:`lake_glob`)::
 same code serves both through a ``pyarrow.fs.FileSystem`` (``LocalFileSystem`` or
 ``S3FileSystem`` with ``endpoint_override``).
 
-One file per (table, window) makes every write idempotent: re-materialising a window replaces
+Daily tables (the dbt rollups, :data:`DAILY_TABLES`) keep one file per UTC day instead::
+
+    <root>/lake/<table>/date=YYYY-MM-DD/part.parquet
+
+One file per (table, window) - or (table, day) - makes every write idempotent: re-materialising a window replaces
 its file, it never appends a second copy. Writes are atomic - locally a temp file (its name
 starts with ``.``, so no glob ever sees it), fsynced and renamed over the target; on S3 one
 upload, which becomes visible whole or not at all.
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from mev_assets.core.windows import key_start_ms
@@ -30,6 +36,10 @@ from mev_assets.core.windows import key_start_ms
 LAKE = "lake"
 _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FILE_RE = re.compile(r"^window=(?P<key>.+)\.parquet$")
+_DAY_RE = re.compile(r"^date=(?P<day>\d{4}-\d{2}-\d{2})$")
+DAY_FILE = "part.parquet"
+# Tables kept per day, not per window: the daily rollups dbt builds (see mev_assets/core/rollups.py).
+DAILY_TABLES = ("daily_mempool_stats", "daily_source_coverage", "daily_protocol_mix")
 
 
 class LakeError(ValueError):
@@ -56,6 +66,15 @@ def window_relpath(table: str, key: str) -> str:
         raise LakeError(f"lake table names are identifiers ([A-Za-z_][A-Za-z0-9_]*), got {table!r}")
     key_start_ms(key)  # raises WindowKeyError (a ValueError) for anything but YYYY-MM-DDTHH:MM:SS
     return f"{table}/date={key[:10]}/window={key}.parquet"
+
+
+def day_relpath(table: str, day: str) -> str:
+    """``<table>/date=YYYY-MM-DD/part.parquet`` (validates both parts)."""
+    if not _TABLE_RE.match(table):
+        raise LakeError(f"lake table names are identifiers ([A-Za-z_][A-Za-z0-9_]*), got {table!r}")
+    if not _DAY_RE.match(f"date={day}"):
+        raise LakeError(f"not a day (expected YYYY-MM-DD): {day!r}")
+    return f"{table}/date={day}/{DAY_FILE}"
 
 
 def _is_local(fs: pafs.FileSystem) -> bool:
@@ -89,7 +108,13 @@ class Lake:
 
     def write_window(self, table: str, key: str, frame: pl.DataFrame) -> LakeFile:
         """Write (or replace) the file of ``table`` for window ``key``, atomically."""
-        path = self.path(table, key)
+        return self._write(table, key, self.path(table, key), frame)
+
+    def write_day(self, table: str, day: str, frame: pl.DataFrame) -> LakeFile:
+        """Write (or replace) the file of a daily table for ``day`` (``YYYY-MM-DD``), atomically."""
+        return self._write(table, day, f"{self.base}/{day_relpath(table, day)}", frame)
+
+    def _write(self, table: str, key: str, path: str, frame: pl.DataFrame) -> LakeFile:
         buf = io.BytesIO()
         frame.write_parquet(buf, compression="zstd", statistics=True)
         data = buf.getvalue()
@@ -157,6 +182,62 @@ class Lake:
                 keys.append(m["key"])
         return sorted(keys)
 
+    def days(self, table: str) -> list[str]:
+        """Days (``YYYY-MM-DD``) the lake holds a daily-table file for, sorted."""
+        if not _TABLE_RE.match(table):
+            raise LakeError(f"lake table names are identifiers ([A-Za-z_][A-Za-z0-9_]*), got {table!r}")
+        infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{table}", recursive=True, allow_not_found=True))
+        days = []
+        for info in infos:
+            parent, name = info.path.rsplit("/", 1)
+            m = _DAY_RE.match(parent.rsplit("/", 1)[-1])
+            if info.type == pafs.FileType.File and name == DAY_FILE and m:
+                days.append(m["day"])
+        return sorted(days)
+
+    def read_day(self, table: str, day: str) -> pl.DataFrame:
+        path = f"{self.base}/{day_relpath(table, day)}"
+        try:
+            with self.fs.open_input_file(path) as src:
+                return pl.read_parquet(io.BytesIO(src.read()))
+        except FileNotFoundError:
+            raise LakeMissingError(f"the lake has no {table} for day {day} ({self.url_of(path)})") from None
+
+    def delete_day(self, table: str, day: str) -> bool:
+        """Remove the file of (daily table, day); False when there was none."""
+        path = f"{self.base}/{day_relpath(table, day)}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return False
+        self.fs.delete_file(path)
+        return True
+
+    def window_files_since(self, table: str, since_day: str | None) -> list[str]:
+        """Paths of ``table``'s window files of ``since_day`` (``YYYY-MM-DD``) and later (every
+        file for ``None``). Lists the day directories first, then only the wanted days' files, so
+        an incremental read of the last days does not list the whole retention period."""
+        if not _TABLE_RE.match(table):
+            raise LakeError(f"lake table names are identifiers ([A-Za-z_][A-Za-z0-9_]*), got {table!r}")
+        day_dirs = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{table}", allow_not_found=True))
+        wanted = sorted(
+            info.path for info in day_dirs
+            if info.type == pafs.FileType.Directory and (m := _DAY_RE.match(info.base_name))
+            and (since_day is None or m["day"] >= since_day)
+        )
+        paths = []
+        for directory in wanted:
+            for info in self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
+                if info.type == pafs.FileType.File and _FILE_RE.match(info.base_name):
+                    paths.append(info.path)
+        return sorted(paths)
+
+    def read_files(self, paths: list[str], schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+        """The rows of ``paths`` (files of one table) as one Arrow table typed by ``schema``,
+        read in parallel, only ``columns`` (all of them if None); an empty table for no paths."""
+        columns = columns or schema.names
+        if not paths:
+            return schema.empty_table().select(columns)
+        return pads.dataset(paths, schema=schema, format="parquet", filesystem=self.fs).to_table(columns=columns)
+
     def tables(self) -> list[str]:
         infos = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=False, allow_not_found=True))
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and _TABLE_RE.match(i.base_name))
@@ -220,7 +301,7 @@ def lake_glob(settings, table: str, *, endpoint_style: bool = False) -> str:
     """
     if not _TABLE_RE.match(table):
         raise LakeError(f"lake table names are identifiers ([A-Za-z_][A-Za-z0-9_]*), got {table!r}")
-    tail = f"{table}/date=*/window=*.parquet"
+    tail = f"{table}/date=*/{DAY_FILE if table in DAILY_TABLES else 'window=*.parquet'}"
     if settings.storage != "s3":
         return f"{settings.lake_dir}/{tail}"
     if not endpoint_style:

@@ -78,6 +78,15 @@ class ClickHouseResource(ConfigurableResource):
             self.migrate()
         return self.warehouse().load_window(table, window, frame)
 
+    def load_day(self, table: str, day: str, frame: pl.DataFrame) -> Optional[int]:
+        """Replace ``day``'s rows of the daily rollup ``table`` on the server; None when embedded
+        (the embedded backend reads the rollup files in the lake)."""
+        if not self.is_server:
+            return None
+        if not self._migrated:
+            self.migrate()
+        return self.warehouse().load_day(table, day, frame)
+
     def query_polars(self, sql: str) -> pl.DataFrame:
         if self.is_server:
             client, _ = server_client(self.url)

@@ -5,6 +5,8 @@ dbt assets run ``dbt build``. Expected numbers are computed with polars from the
 test wrote, not read back from the per-window tables.
 """
 
+import io
+import json
 import random
 from dataclasses import dataclass
 
@@ -24,12 +26,15 @@ from eth_abi import encode
 from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
 from mev_assets.assets.features import tx_features
 from mev_assets.assets.transactions import WINDOW_ASSETS
+from mev_assets.core.lake import open_lake
 from mev_assets.core.registry import DEFAULT_REGISTRY_PATH
+from mev_assets.core.rollups import ROLLUP_SCHEMAS
 from mev_assets.definitions import build_definitions
 from mev_assets.ingest.landing import LandingZone
 from mev_assets.partitions import MEMPOOL_WINDOWS
 from mev_assets.resources.registry import ProtocolRegistryResource
 from mev_assets.settings import Settings
+from mev_assets.sql_command import run_sql
 from tests.landing_factory import fake_hash, sourcelog_frame, tx_frame, tx_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -309,6 +314,38 @@ def test_daily_rollups_match_independent_computation(warehouse):
     assert mix.group_by("date").agg(pl.col("share_of_day").sum()).get_column("share_of_day").to_list() == pytest.approx([1, 1])
 
 
+def test_rollups_are_exported_to_the_lake_and_queryable_with_sql(warehouse):
+    """After the build, one lake file per rollup and day, a chdb view per rollup, the same rows as
+    DuckDB; the export is in the run's metadata (an observation per rollup)."""
+    settings = warehouse.settings
+    lake = open_lake(settings)
+    for model in ROLLUP_SCHEMAS:
+        assert lake.days(model) == ["2024-05-01", "2024-05-02"], model
+    observations = {
+        e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata
+        for e in warehouse.first_build.get_asset_observation_events()
+    }
+    assert set(observations) == set(ROLLUP_SCHEMAS)
+    assert observations["daily_mempool_stats"]["lake_days_exported"].value == ["2024-05-01", "2024-05-02"]
+    assert observations["daily_mempool_stats"]["rebuilt_since"].value == "(full build)"
+
+    got = pl.read_csv(io.StringIO(run_sql(
+        settings, "SELECT toString(date) AS date, tx_count, unique_senders, tip_gwei_p90 FROM daily_mempool_stats ORDER BY date",
+        "csv")))
+    want = _query(settings, "select strftime(date, '%Y-%m-%d') as date, tx_count, unique_senders, tip_gwei_p90 "
+                            "from mev_daily.daily_mempool_stats order by date")
+    assert got.get_column("date").to_list() == want.get_column("date").to_list() == ["2024-05-01", "2024-05-02"]
+    assert got.get_column("tx_count").to_list() == want.get_column("tx_count").to_list()
+    assert got.get_column("tip_gwei_p90").to_list() == pytest.approx(want.get_column("tip_gwei_p90").to_list())
+    coverage = run_sql(settings, "SELECT count() AS n FROM daily_source_coverage", "json")
+    assert json.loads(coverage) == [{"n": _query(settings, "select count(*) as n from mev_daily.daily_source_coverage")["n"][0]}]
+    mix = json.loads(run_sql(settings, "SELECT protocol, sum(tx_count) AS txs FROM daily_protocol_mix "
+                                       "GROUP BY protocol ORDER BY protocol", "json"))
+    assert {r["protocol"]: r["txs"] for r in mix} == dict(
+        _query(settings, "select protocol, sum(tx_count)::bigint as txs from mev_daily.daily_protocol_mix group by all").rows()
+    )
+
+
 def test_incremental_rebuild_keeps_retired_days_and_flags_broken_rows(warehouse):
     settings, instance, resources, zone = warehouse.settings, warehouse.instance, warehouse.resources, warehouse.zone
     written = dict(warehouse.written)
@@ -359,3 +396,13 @@ def test_incremental_rebuild_keeps_retired_days_and_flags_broken_rows(warehouse)
         ["date", "protocol"],
     )
     assert _query(settings, "select count(*) as n from mev_daily.daily_protocol_mix where date = '2024-05-01'")["n"][0] > 0
+
+    # the incremental build re-exported the days it rebuilt: the lake (and `mev-assets sql`) has the late rows
+    observed = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata
+                for e in result.get_asset_observation_events()}
+    assert observed["daily_mempool_stats"]["rebuilt_since"].value == "2024-05-01"
+    counts = json.loads(run_sql(settings, "SELECT toString(date) AS day, tx_count FROM daily_mempool_stats ORDER BY day", "json"))
+    assert counts == [
+        {"day": "2024-05-01", "tx_count": day1_before["tx_count"][0]},
+        {"day": "2024-05-02", "tx_count": txs.filter(day2).height},
+    ]

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import clickhouse_connect
@@ -25,6 +25,7 @@ from dagster import EnvVar
 
 from mev_assets.core.calldata import decode_calldata
 from mev_assets.core.clickhouse import (
+    ROLLUPS,
     TABLES,
     TX_FEATURES_IDENTITY_COLUMNS,
     ClickHouseError,
@@ -36,6 +37,7 @@ from mev_assets.core.clickhouse import (
 from mev_assets.core.fee_features import fee_features
 from mev_assets.core.lake import Lake
 from mev_assets.core.registry import load_registry
+from mev_assets.core.rollups import conform
 from mev_assets.core.schemas import BLOCKS_SCHEMA
 from mev_assets.core.source_stats import source_stats
 from mev_assets.core.transactions import assemble_transactions, sightings
@@ -167,7 +169,7 @@ def all_rows(lake_frames, table: str) -> pl.DataFrame:
 def test_every_lake_table_is_a_view_typed_like_the_table_spec(engine):
     with engine.session() as session:
         tables = session.query_polars("SHOW TABLES").get_column("name").to_list()
-        assert tables == ["mempool_source_stats", "mempool_transactions", "tx_features"]
+        assert tables == sorted([*ROLLUPS, "mempool_source_stats", "mempool_transactions", "tx_features"])
         for name, spec in TABLES.items():
             described = session.query_polars(f"DESCRIBE {name}").select("name", "type").rows()
             assert described == [*spec.columns(), ("date", "Date")]
@@ -294,7 +296,7 @@ def test_empty_lake_has_typed_empty_tables(settings_factory):
     assert not settings.lake_dir.exists()
     engine = EmbeddedClickHouse(LakeSource.from_settings(settings))
     with engine.session() as session:
-        assert session.views == ["mempool_source_stats", "mempool_transactions", "tx_features"]
+        assert session.views == sorted([*ROLLUPS, "mempool_source_stats", "mempool_transactions", "tx_features"])
         counts = session.query_polars(
             "SELECT (SELECT count() FROM mempool_transactions) AS txs, (SELECT count() FROM mempool_source_stats) AS stats")
         assert counts.rows() == [(0, 0)]
@@ -515,6 +517,60 @@ def test_tx_features_window_loads_are_idempotent_and_deletable(warehouse, lake_f
     assert warehouse.windows()["tx_features"] == [W_REAL]
     warehouse.delete_window("tx_features", W_REAL)  # retention
     assert count(warehouse, "tx_features") == 0 and warehouse.windows()["tx_features"] == []
+
+
+def rollup_frame(day: str, sources: list[str], txs: int) -> pl.DataFrame:
+    """A daily_source_coverage day in the lake's file types."""
+    n = len(sources)
+    return conform("daily_source_coverage", pl.DataFrame({
+        "date": [date.fromisoformat(day)] * n, "source": sources, "windows_seen": [1440] * n,
+        "txs_seen": [txs - i for i in range(n)], "unique_to_source": [i for i in range(n)],
+        "first_arrivals": [txs // (i + 1) for i in range(n)], "shared_txs": [txs // 2] * n,
+        "day_tx_count": [txs] * n, "coverage": [1 - i / 10 for i in range(n)], "first_arrival_share": [0.5] * n,
+        "latency_p50_ms": [None] + [12.5] * (n - 1), "latency_p90_ms": [None] + [80.0] * (n - 1),
+        "latency_p99_ms": [None] + [300.0] * (n - 1), "latency_max_ms": [None] + [2500] * (n - 1),
+    }))
+
+
+def test_rollup_tables_match_the_lake_files_and_load_per_day_idempotently(warehouse, tmp_path):
+    warehouse.migrate()
+    for name, spec in ROLLUPS.items():
+        described = [tuple(r[:2]) for r in warehouse.client.query(f"DESCRIBE {warehouse.table(name)}").result_rows]
+        assert described == [*spec.columns(), ("loaded_at", "DateTime64(6, 'UTC')")]
+        create = warehouse.client.command(f"SHOW CREATE TABLE {warehouse.table(name)}")
+        assert "ENGINE = ReplacingMergeTree(loaded_at)" in create and "TTL" not in create  # rollups outlive retention
+    day1, day2 = rollup_frame("2024-05-01", ["alpha", "beta"], 900), rollup_frame("2024-05-02", ["alpha", "beta", "gamma"], 1200)
+    for _ in range(2):
+        assert warehouse.load_day("daily_source_coverage", "2024-05-01", day1) == 2
+        assert warehouse.load_day("daily_source_coverage", "2024-05-02", day2) == 3
+    assert count(warehouse, "daily_source_coverage") == 5 == count(warehouse, "daily_source_coverage", final=True)
+    rebuilt = rollup_frame("2024-05-02", ["alpha"], 1300)  # a rebuilt day replaces the day's rows only
+    warehouse.load_day("daily_source_coverage", "2024-05-02", rebuilt)
+    assert warehouse.days() == {name: (["2024-05-01", "2024-05-02"] if name == "daily_source_coverage" else [])
+                                for name in ROLLUPS}
+    assert warehouse.client.query(
+        f"SELECT toString(date), source, day_tx_count, latency_p50_ms FROM {warehouse.table('daily_source_coverage')} "
+        "ORDER BY date, source").result_rows == [
+        ("2024-05-01", "alpha", 900, None), ("2024-05-01", "beta", 900, 12.5), ("2024-05-02", "alpha", 1300, None)]
+    with pytest.raises(ClickHouseError, match="rows of other days"):
+        warehouse.load_day("daily_source_coverage", "2024-05-03", day1)
+    with pytest.raises(ClickHouseError, match="no ClickHouse rollup table"):
+        warehouse.load_day("mempool_transactions", "2024-05-01", day1)
+
+    # the same day files in the lake: one chdb view per rollup, typed like the server table
+    lake = Lake(pafs.LocalFileSystem(), str(tmp_path / "lake"))
+    lake.write_day("daily_source_coverage", "2024-05-01", day1)
+    lake.write_day("daily_source_coverage", "2024-05-02", day2)
+    lake.write_day("daily_source_coverage", "2024-05-02", rebuilt)  # replaced, not appended
+    assert lake.days("daily_source_coverage") == ["2024-05-01", "2024-05-02"]
+    engine = EmbeddedClickHouse(LakeSource.directory(tmp_path / "lake"))
+    with engine.session() as session:
+        assert set(ROLLUPS) <= set(session.views)
+        for name, spec in ROLLUPS.items():
+            assert session.query_polars(f"DESCRIBE {name}").select("name", "type").rows() == spec.columns()
+        assert session.query_polars(
+            "SELECT toString(date) AS d, source, day_tx_count, latency_p50_ms FROM daily_source_coverage ORDER BY d, source"
+        ).rows() == [("2024-05-01", "alpha", 900, None), ("2024-05-01", "beta", 900, 12.5), ("2024-05-02", "alpha", 1300, None)]
 
 
 def test_lake_windows_load_into_the_server_tables(warehouse, lake_root, lake_frames):

@@ -14,4 +14,4 @@ select
     latency_p90_ms,
     latency_p99_ms,
     latency_max_ms
-from {{ source('mev', 'mempool_source_stats') }}
+from {{ per_window_source('mempool_source_stats') }}

@@ -29,4 +29,4 @@ select
     nullif(data_4bytes, '') as selector,
     sources[1] as first_source,
     len(sources) as source_count
-from {{ source('mev', 'mempool_transactions') }}
+from {{ per_window_source('mempool_transactions') }}

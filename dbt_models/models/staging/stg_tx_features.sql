@@ -9,4 +9,4 @@ select
     protocol_kind,
     method,
     decode_status
-from {{ source('mev', 'tx_features') }}
+from {{ per_window_source('tx_features') }}
