@@ -6,6 +6,7 @@ import warnings
 
 from dagster import AssetSelection, Definitions, PreviewWarning
 
+from mev_assets.alerts import build_alerts
 from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.assets.dbt import DBT_ASSETS, build_dbt_resource
 from mev_assets.assets.transactions import WAREHOUSE
@@ -23,13 +24,14 @@ from mev_assets.settings import Settings
 def build_definitions(settings: Settings) -> Definitions:
     settings.mev_home.mkdir(parents=True, exist_ok=True)
     # dbt reads the DuckDB warehouse, which exists in local storage mode only (docs/dbt.md).
-    with_dbt = settings.storage == "local"
+    with_dbt = settings.storage in ("local", "s3")
+    alert_checks, alert_sensors, alert_jobs = build_alerts(settings)
     defs = Definitions(
         assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
-        asset_checks=build_asset_checks(settings.chain_id, settings.window_seconds),
-        jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *([daily_rollups_job] if with_dbt else [])],
+        asset_checks=[*build_asset_checks(settings.chain_id, settings.window_seconds), *alert_checks],
+        jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *alert_jobs, *([daily_rollups_job] if with_dbt else [])],
         schedules=[retention_schedule, previous_day_backfill_schedule, *([daily_rollups_schedule] if with_dbt else [])],
-        sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours)],
+        sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours), *alert_sensors],
         resources={
             # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
             **storage_resources(settings, warehouse_key=WAREHOUSE),

@@ -2,15 +2,17 @@
 
 from dagster import AssetSelection, define_asset_job
 
+from mev_assets.alerts import ALERT_CHECK_KEYS
 from mev_assets.assets import PER_WINDOW_ASSETS
 from mev_assets.assets.dbt import DBT_ASSETS
 from mev_assets.assets.transactions import mempool_transactions
 from mev_assets.partitions import mempool_windows
 
-# One window end to end: every per-window asset of the lane.
+# One window end to end: every per-window asset of the lane and its data-quality checks (the
+# pipeline alerts, also checks on mempool_transactions, are evaluated by their own sensor instead).
 mempool_window_job = define_asset_job(
     "mempool_window_job",
-    selection=AssetSelection.assets(*PER_WINDOW_ASSETS),
+    selection=AssetSelection.assets(*PER_WINDOW_ASSETS) - AssetSelection.checks(*ALERT_CHECK_KEYS),
     partitions_def=mempool_windows,
     description="Materialise one mempool window end to end.",
 )
