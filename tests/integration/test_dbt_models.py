@@ -137,7 +137,7 @@ def expected_daily_stats(txs: pl.DataFrame) -> pl.DataFrame:
             pl.col("from").n_unique().alias("unique_senders"),
             pl.col("to").drop_nulls().n_unique().alias("unique_recipients"),
             pl.col("to").is_null().sum().alias("contract_creations"),
-            (pl.col("data_4bytes") != "").sum().alias("contract_calls"),
+            ((pl.col("data_4bytes") != "") & pl.col("to").is_not_null()).sum().alias("contract_calls"),
             pl.from_epoch(pl.col("timestamp_ms").min(), "ms").alias("first_seen_at"),
             pl.from_epoch(pl.col("timestamp_ms").max(), "ms").alias("last_seen_at"),
             (pl.col("value").cast(pl.Float64, strict=False) / 1e18).sum().alias("total_value_eth"),

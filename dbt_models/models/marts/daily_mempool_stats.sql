@@ -12,7 +12,7 @@ select
     count(distinct sender) as unique_senders,
     count(distinct recipient) as unique_recipients,
     count(*) filter (where is_contract_creation) as contract_creations,
-    count(*) filter (where selector is not null) as contract_calls,
+    count(*) filter (where selector is not null and not is_contract_creation) as contract_calls,
     min(seen_at) as first_seen_at,
     max(seen_at) as last_seen_at,
     sum(value_eth) as total_value_eth,
