@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import sys
 import time
 import zipfile
@@ -1076,7 +1077,18 @@ class _Importer:
         from tqdm import tqdm
 
         return tqdm(total=inp.progress_total, unit=inp.progress_unit, unit_scale=True, desc=inp.path.name,
-                    disable=not self.progress, file=sys.stderr, leave=False)
+                    disable=not self.progress, file=sys.stderr, leave=False, **_terminal_shape())
+
+
+def _terminal_shape() -> dict[str, int]:
+    """tqdm's ``ncols``/``nrows``: the terminal's size, or 80 x 24 where it reports none. A
+    pseudo-terminal without a window size (``script``, CI runners, ``docker exec -t``, ``ssh -t``
+    from a pipe) says 0 x 0, and tqdm then draws nothing at all."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        return {"ncols": size.columns or 80, "nrows": size.lines or 24}
+    except (OSError, ValueError):  # not a terminal, or stderr replaced by an object without a fd
+        return {"ncols": 80, "nrows": 24}
 
 
 def import_dumpster(
