@@ -23,21 +23,20 @@ from mev_assets.settings import Settings
 
 def build_definitions(settings: Settings) -> Definitions:
     settings.mev_home.mkdir(parents=True, exist_ok=True)
-    # dbt reads the DuckDB warehouse, which exists in local storage mode only (docs/dbt.md).
-    with_dbt = settings.storage in ("local", "s3")
     alert_checks, alert_sensors, alert_jobs = build_alerts(settings)
     defs = Definitions(
-        assets=[*PER_WINDOW_ASSETS, *(DBT_ASSETS if with_dbt else [])],
+        assets=[*PER_WINDOW_ASSETS, *DBT_ASSETS],
         asset_checks=[*build_asset_checks(settings.chain_id, settings.window_seconds), *alert_checks],
-        jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *alert_jobs, *([daily_rollups_job] if with_dbt else [])],
-        schedules=[retention_schedule, previous_day_backfill_schedule, *([daily_rollups_schedule] if with_dbt else [])],
+        jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *alert_jobs, daily_rollups_job],
+        schedules=[retention_schedule, previous_day_backfill_schedule, daily_rollups_schedule],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours), *alert_sensors],
         resources={
             # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
             **storage_resources(settings, warehouse_key=WAREHOUSE),
             "protocol_registry": ProtocolRegistryResource(path=str(settings.protocol_registry)),
             "clickhouse": build_clickhouse_resource(settings),
-            **({"dbt": build_dbt_resource(settings)} if with_dbt else {}),
+            # dbt over DuckDB (local) or over the lake through the dbt-duckdb plugin (s3): docs/dbt.md
+            "dbt": build_dbt_resource(settings),
         },
     )
     # freshness: the newest window at most three widths old (the width is a setting, so it is

@@ -269,6 +269,10 @@ class LakeSource:
 # --- embedded: chdb over the lake ---------------------------------------------------------------
 
 
+_REPLACED_FILE_ERROR = "Failed to parse Parquet"
+_REPLACED_FILE_RETRIES = 3
+
+
 class LakeSession:
     """One in-memory chdb session with a view per lake table (``USE``d, so names need no prefix)."""
 
@@ -279,10 +283,17 @@ class LakeSession:
         self.skipped = skipped  # table -> why it has no view (e.g. an unreadable first file)
 
     def _run(self, sql: str, output_format: str):
-        try:
-            return self._session.query(sql, output_format)
-        except Exception as exc:  # chdb raises RuntimeError / ChdbError carrying ClickHouse's text
-            error = ClickHouseError.from_exception(exc)
+        for attempt in range(_REPLACED_FILE_RETRIES + 1):
+            try:
+                return self._session.query(sql, output_format)
+            except Exception as exc:  # chdb raises RuntimeError / ChdbError carrying ClickHouse's text
+                error = ClickHouseError.from_exception(exc)
+                # a window file replaced (renamed over) while the query reads the glob was seen to fail
+                # as an unparsable footer, once in many runs; the file on disk is whole (old or new),
+                # so the query runs again and lists the glob afresh.
+                if attempt < _REPLACED_FILE_RETRIES and _REPLACED_FILE_ERROR in str(error):
+                    continue
+                break
         # a query naming a lake table that got no view fails as an unknown table: say why
         why = [f"{t} has no view ({reason})" for t, reason in self.skipped.items() if re.search(rf"\b{t}\b", sql)]
         raise ClickHouseError("; ".join([str(error), *why])) from None
