@@ -22,6 +22,7 @@ BENCHMARKS = [
     ("tx_features calldata decoding", "bench_features.py"),
     ("mempool-dumpster import", "bench_dumpster_import.py"),
     ("warehouse queries: chdb vs DuckDB", "bench_queries.py"),
+    ("backfill of a mainnet-scale day", "bench_backfill.py"),
 ]
 
 
