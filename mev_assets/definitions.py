@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import AssetSelection, Definitions, PreviewWarning
+from dagster import AssetSelection, Definitions, PreviewWarning, in_process_executor
 
 from mev_assets.alerts import build_alerts
 from mev_assets.assets import PER_WINDOW_ASSETS
@@ -30,6 +30,9 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[mempool_window_job, derived_windows_job, retention_job, replay_job, *alert_jobs, daily_rollups_job],
         schedules=[retention_schedule, previous_day_backfill_schedule, daily_rollups_schedule],
         sensors=[build_mempool_window_sensor(settings.sensor_interval_seconds, settings.sensor_lookback_hours), *alert_sensors],
+        # The steps of a run take turns on the single DuckDB writer anyway (pool duckdb_writer), so
+        # they run in the run's process: no process start per step, no step waiting on a sibling's slot.
+        executor=in_process_executor,
         resources={
             # landing_zone + WAREHOUSE (+ s3, io_manager) for MEV_STORAGE: see docs/storage.md
             **storage_resources(settings, warehouse_key=WAREHOUSE),
